@@ -1,2 +1,45 @@
-def main():
-    pass
+"""`tunewright` command line: main() dispatches to one small module per subcommand.
+
+Every subcommand module has `add_parser(subparsers)` and `run(args) -> int`.
+A TunewrightError (bad config, bad data, missing model, corrupt checkpoint) prints one clear
+line and exits 2; anything else is a bug and keeps its traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+# Offline first: no hub lookups unless the user asks for them by unsetting these.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+SUBCOMMANDS = ["train", "eval", "predict", "assets", "demo", "config"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tunewright", description="Fine-tune pretrained PyTorch models.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        importlib.import_module(f"tunewright.cli.{name.replace('-', '_')}_cmd").add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ..errors import TunewrightError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except TunewrightError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -18,6 +18,7 @@ OPTIMIZERS = ("adamw", "sgd")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SCHEDULES = ("constant", "linear", "cosine", "polynomial", "one_cycle", "slanted_triangular")
 IMBALANCE = ("none", "weight", "sample")
+TRACKERS = ("jsonl", "tensorboard")  # issue 5 adds mlflow and wandb
 
 
 def opt(default: Any, help: str, choices: tuple | None = None, **kw) -> Any:
@@ -113,4 +114,4 @@ class Config:
     method: str = opt("none", "Parameter-efficient method that adds parameters (see docs/peft.md).")
     train: TrainConfig = field(default_factory=TrainConfig, metadata={"help": "Optimisation and evaluation."})
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig, metadata={"help": "Resumable checkpoints."})
-    tracking: list = opt([], "Extra trackers besides metrics.jsonl: tensorboard, mlflow, wandb.")
+    tracking: list = opt([], "Extra trackers besides metrics.jsonl (always written).", TRACKERS)

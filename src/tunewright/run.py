@@ -1,0 +1,207 @@
+"""`train(config) -> RunResult`: data -> model -> strategy/method -> fit -> evaluate -> save.
+
+Order matters: all data is read and validated before any model loads, so bad input fails in
+seconds, not after a 30 s model load. The run folder is:
+
+    runs/<run_name>/config.yaml      fully resolved config
+                    metrics.jsonl    one JSON row per logged step / evaluation
+                    summary.json     test and val metrics, params, time, memory, best epoch
+                    checkpoints/     resumable, hashed (train/checkpoint.py)
+                    model/           the best weights (safetensors) and what reloads them
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import Config, dump_yaml, load_config, to_dict
+from .config.load import config_from_dict
+from .errors import TunewrightError
+from .evaluate import evaluate_dataset
+from .optim import build_optimizer, build_scheduler, param_groups
+from .tracking import build_trackers, flatten
+from .train.callbacks import BestModelSaver, CallbackList, Checkpointer, EarlyStopping, Progress, TrackerLogger
+from .train.loop import TrainState, fit, monitored
+from .train.losses import loss_for
+from .train.precision import resolve_device, resolve_precision
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    config: Config
+    summary: dict
+    model: torch.nn.Module | None = None
+
+    @property
+    def test(self) -> dict:
+        return self.summary["test"]
+
+    @property
+    def val(self) -> dict:
+        return self.summary["val"]
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
+
+
+def as_config(config, overrides=None, **kwargs) -> Config:
+    if isinstance(config, Config):
+        if overrides or kwargs:
+            return config_from_dict({**to_dict(config), **kwargs}, overrides)
+        return config
+    if isinstance(config, dict):
+        return config_from_dict({**config, **kwargs}, overrides)
+    return load_config(config, overrides, **kwargs)
+
+
+def count_params(model: torch.nn.Module) -> tuple[int, int]:
+    seen, trainable, total = set(), 0, 0
+    for p in model.parameters():
+        if id(p) in seen:
+            continue  # tied weights count once
+        seen.add(id(p))
+        total += p.numel()
+        trainable += p.numel() if p.requires_grad else 0
+    return trainable, total
+
+
+def class_weights(counts, num_labels: int) -> torch.Tensor:
+    """Inverse-frequency weights, normalised to mean 1 (so the LR means the same with and without)."""
+    c = np.array([max(counts.get(i, 0) if isinstance(counts, dict) else counts[i], 1) for i in range(num_labels)], float)
+    w = c.sum() / (num_labels * c)
+    return torch.tensor(w / w.mean(), dtype=torch.float32)
+
+
+def prepare(cfg: Config):
+    """Everything up to the training loop; shared by train, lr-find and compare."""
+    from .data import build_data, read_data
+    from .models import load_model
+    from .train.rng import seed_everything
+
+    if cfg.train.num_threads:
+        torch.set_num_threads(cfg.train.num_threads)
+    seed_everything(cfg.train.seed)
+    raw = read_data(cfg)                       # validates every split before a model loads
+    model, preprocessor = load_model(cfg, raw.num_labels)
+    bundle = build_data(raw, preprocessor, cfg)
+    return raw, model, preprocessor, bundle
+
+
+def train(config, overrides: list[str] | None = None, *, resume: bool = False, overwrite: bool = False,
+          keep_model: bool = False, **kwargs) -> RunResult:
+    """Fine-tune as the config says and return the run folder and its summary."""
+    from .models import save_run_model
+    from .peft import apply_method
+    from .strategies import plan_strategy
+    from .train.checkpoint import latest_valid, load_checkpoint
+
+    cfg = as_config(config, overrides, **kwargs)
+    run_dir = Path(cfg.output_dir) / cfg.run_name
+    ckpt_dir = run_dir / "checkpoints"
+    if run_dir.exists() and not resume:
+        if not overwrite:
+            raise TunewrightError(f"{run_dir} already exists. Use --resume to continue it, --overwrite to start "
+                                  f"over, or another run_name.")
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(dump_yaml(cfg))
+
+    device = resolve_device(cfg.train.device)
+    precision = resolve_precision(cfg.train.precision, device)
+    raw, model, preprocessor, bundle = prepare(cfg)
+    plans = [plan_strategy(model, cfg), apply_method(model, cfg)]
+    model.to(device)
+    lr_scale = {k: v for p in plans for k, v in p.lr_scale.items()}
+    groups = param_groups(model, cfg.train.lr, cfg.train.weight_decay, lr_scale)
+    optimizer = build_optimizer(groups, cfg.train.optimizer, cfg.train.lr, cfg.train.momentum)
+
+    steps_per_epoch = -(-(-(-len(bundle.train) // cfg.train.batch_size)) // cfg.train.grad_accum)
+    total_steps = cfg.train.max_steps or steps_per_epoch * cfg.train.epochs
+    scheduler = build_scheduler(optimizer, cfg.train.schedule, total_steps, cfg.train.warmup_ratio)
+
+    weights = None
+    if cfg.data.imbalance == "weight" and bundle.num_labels and cfg.task in ("classification", "image_classification"):
+        weights = class_weights(bundle.class_counts, bundle.num_labels)
+    loss_fn = loss_for(cfg.task, cfg.train.label_smoothing, weights)
+    sample_weights = None
+    if cfg.data.imbalance == "sample" and bundle.num_labels:
+        cw = class_weights(bundle.class_counts, bundle.num_labels).numpy()
+        sample_weights = [float(cw[int(ex["labels"])]) for ex in bundle.train]
+
+    eval_bs = cfg.train.eval_batch_size or 2 * cfg.train.batch_size
+
+    def evaluate() -> dict:
+        return {"val": evaluate_dataset(model, bundle.val, bundle.collate, cfg.task, bundle.num_labels,
+                                        eval_bs, precision)}
+
+    def save_best(m) -> None:
+        save_run_model(m, run_dir / "model", to_dict(cfg), bundle.label_names, preprocessor)
+
+    state, resume_from, resume_step = None, None, None
+    if resume:
+        resume_from = latest_valid(ckpt_dir)
+        if resume_from is None:
+            print(f"note: no valid checkpoint in {ckpt_dir}; starting from the beginning")
+        else:
+            resume_step = int(json.loads((resume_from / "state.json").read_text())["step"])
+    trackers = build_trackers(cfg.tracking, run_dir, resume_step)
+    for t in trackers:
+        t.log_params(flatten(to_dict(cfg)))
+    cbs = CallbackList()
+    cbs.callbacks += [TrackerLogger(trackers), Progress(cfg.train.progress), BestModelSaver(save_best)]
+    if cfg.train.early_stopping_patience:
+        cbs.callbacks.append(EarlyStopping(cfg.train.early_stopping_patience))
+    for p in plans:
+        cbs.callbacks += p.callbacks
+    cbs.callbacks.append(Checkpointer(ckpt_dir, cfg.checkpoint.every_steps, cfg.checkpoint.keep_last, cbs))
+
+    if resume_from is not None:
+        trainer_state = load_checkpoint(resume_from, model=model, optimizer=optimizer, scheduler=scheduler)
+        state = TrainState.from_dict(trainer_state["loop"])
+        cbs.load_state_dict(trainer_state.get("callbacks", {}))
+        print(f"resumed from {resume_from} (step {state.step}, epoch {state.epoch}, batch {state.batch_in_epoch})")
+
+    try:
+        state = fit(model, bundle.train, bundle.collate, optimizer, scheduler, cfg, loss_fn=loss_fn,
+                    precision=precision, evaluate=evaluate, callbacks=cbs, state=state,
+                    lengths=bundle.lengths.get("train"), sample_weights=sample_weights)
+    finally:
+        for t in trackers:
+            t.close()
+
+    # Final numbers come from the best weights, the ones `model/` holds.
+    best = run_dir / "model" / "model.safetensors"
+    if best.exists():
+        from .models import load_weights_into
+        load_weights_into(model, best)
+    else:  # no evaluation improved (e.g. NaN metric): keep and save the last weights
+        save_best(model)
+    summary = {
+        "val": evaluate_dataset(model, bundle.val, bundle.collate, cfg.task, bundle.num_labels, eval_bs, precision),
+        "test": evaluate_dataset(model, bundle.test, bundle.collate, cfg.task, bundle.num_labels, eval_bs, precision),
+    }
+    trainable, total = count_params(model)
+    metric, mode = monitored(cfg.task, cfg.train.metric)
+    summary.update({
+        "trainable_params": trainable, "total_params": total, "trainable_share": trainable / max(total, 1),
+        "train_seconds": round(state.train_seconds, 2), "peak_rss_mb": round(peak_rss_mb(), 1),
+        "best_epoch": state.best_epoch, "best_step": state.best_step, "monitor": {"metric": metric, "mode": mode},
+        "steps": state.step, "epochs_run": round(state.epoch_float if state.batch_in_epoch else state.epoch, 3),
+        "samples_per_s": round(state.samples_seen / max(state.train_seconds, 1e-9), 2),
+        "stop_reason": state.stop_reason, "nonfinite_steps_skipped": state.nonfinite_total,
+        "bad_rows": bundle.bad_rows, "precision": precision.name, "device": str(device),
+        "sizes": {k: len(getattr(bundle, k)) for k in ("train", "val", "test")},
+        "label_names": bundle.label_names, "run_dir": str(run_dir),
+    })
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    return RunResult(run_dir, cfg, summary, model if keep_model else None)
+

@@ -1,0 +1,97 @@
+"""One small tracker protocol. metrics.jsonl is always written; TensorBoard, MLflow and W&B plug in
+behind the same four methods, each through its own library's client.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Protocol
+
+
+class Tracker(Protocol):
+    def log_params(self, params: dict) -> None: ...
+    def log_metrics(self, row: dict) -> None: ...
+    def log_artifact(self, path: str | Path) -> None: ...
+    def close(self) -> None: ...
+
+
+def _clean(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)  # JSON has no NaN/inf; keep the information as a string
+    return v
+
+
+class JsonlTracker:
+    """Appends one JSON object per row to metrics.jsonl. On resume, rows past the resumed step are
+    dropped first, so the file reads as one uninterrupted run."""
+
+    def __init__(self, path: str | Path, resume_step: int | None = None):
+        self.path = Path(path)
+        if resume_step is not None and self.path.exists():
+            keep = [line for line in self.path.read_text().splitlines()
+                    if line.strip() and json.loads(line).get("step", 0) <= resume_step]
+            self.path.write_text("".join(k + "\n" for k in keep))
+        elif resume_step is None and self.path.exists():
+            self.path.unlink()
+        self._f = self.path.open("a")
+
+    def log_params(self, params: dict) -> None:
+        pass  # config.yaml holds the parameters
+
+    def log_metrics(self, row: dict) -> None:
+        self._f.write(json.dumps({k: _clean(v) for k, v in row.items()}) + "\n")
+        self._f.flush()
+
+    def log_artifact(self, path) -> None:
+        pass
+
+    def close(self) -> None:
+        self._f.close()
+
+
+class TensorBoardTracker:
+    """Scalars as `<split>/<metric>` at the optimizer step, via torch's SummaryWriter."""
+
+    def __init__(self, logdir: str | Path):
+        from torch.utils.tensorboard import SummaryWriter
+        self.writer = SummaryWriter(log_dir=str(logdir))
+
+    def log_params(self, params: dict) -> None:
+        flat = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in params.items()}
+        self.writer.add_text("config", "\n".join(f"{k}: {v}" for k, v in flat.items()))
+
+    def log_metrics(self, row: dict) -> None:
+        split, step = row.get("split", "train"), int(row.get("step", 0))
+        for k, v in row.items():
+            if k not in ("step", "split", "epoch") and isinstance(v, (int, float)) and not isinstance(v, bool):
+                self.writer.add_scalar(f"{split}/{k}", v, step)
+        self.writer.flush()
+
+    def log_artifact(self, path) -> None:
+        pass
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def build_trackers(names: list[str], run_dir: Path, resume_step: int | None = None) -> list:
+    trackers: list = [JsonlTracker(run_dir / "metrics.jsonl", resume_step)]
+    for name in names:
+        if name == "jsonl":
+            continue
+        if name == "tensorboard":
+            trackers.append(TensorBoardTracker(run_dir / "tensorboard"))
+        else:
+            raise NotImplementedError(f"tracking: {name!r} is not wired in yet")
+    return trackers

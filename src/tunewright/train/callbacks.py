@@ -1,0 +1,196 @@
+"""Callbacks are plain objects with optional `on_*` methods (see events.py for when each fires).
+
+This file holds the dispatcher and the callbacks every run uses: logging rows to trackers,
+progress output, early stopping, keeping the best model and writing resumable checkpoints.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from .events import EVENTS
+
+
+class CallbackList:
+    """Calls `on_<event>` on every callback that has it, in order."""
+
+    def __init__(self, callbacks=()):
+        self.callbacks = list(callbacks)
+
+    def fire(self, event: str, ctx, **kw) -> None:
+        assert event in EVENTS, event
+        for cb in self.callbacks:
+            fn = getattr(cb, event, None)
+            if fn is not None:
+                fn(ctx, **kw)
+
+    def transform(self, event: str, value, ctx, **kw):
+        """Like fire, but each callback may return a replacement for `value` (e.g. loss + penalty)."""
+        for cb in self.callbacks:
+            fn = getattr(cb, event, None)
+            if fn is not None:
+                out = fn(ctx, value, **kw)
+                value = value if out is None else out
+        return value
+
+    def _keyed(self):
+        seen: dict[str, int] = {}
+        for cb in self.callbacks:
+            name = type(cb).__name__
+            seen[name] = seen.get(name, 0) + 1
+            yield (name if seen[name] == 1 else f"{name}#{seen[name]}"), cb
+
+    def state_dict(self) -> dict:
+        return {k: cb.state_dict() for k, cb in self._keyed() if hasattr(cb, "state_dict")}
+
+    def load_state_dict(self, states: dict) -> None:
+        for k, cb in self._keyed():
+            if k in states and hasattr(cb, "load_state_dict"):
+                cb.load_state_dict(states[k])
+
+
+class TrackerLogger:
+    """Sends every logged row and evaluation to the trackers (metrics.jsonl always among them)."""
+
+    def __init__(self, trackers):
+        self.trackers = trackers
+
+    def on_log(self, ctx, row: dict) -> None:
+        for t in self.trackers:
+            t.log_metrics(row)
+
+    def on_evaluate(self, ctx, metrics: dict) -> None:
+        for split, values in metrics.items():
+            row = {"step": ctx.state.step, "epoch": ctx.state.epoch_float, "split": split, **values}
+            for t in self.trackers:
+                t.log_metrics(row)
+
+    def on_nonfinite(self, ctx, loss: float, grad_norm: float) -> None:
+        row = {"step": ctx.state.step, "epoch": ctx.state.epoch_float, "split": "train",
+               "event": "nonfinite_step_skipped", "loss": loss, "grad_norm": grad_norm}
+        for t in self.trackers:
+            t.log_metrics(row)
+
+
+class Progress:
+    """A rich progress bar on a terminal; plain lines when output is not a TTY (CI, pipes)."""
+
+    def __init__(self, mode: str = "auto", stream=None):
+        self.stream = stream or sys.stderr
+        if mode == "auto":
+            mode = "rich" if self.stream.isatty() else "plain"
+        self.mode = mode
+        self._bar = None
+        self._last_line = 0.0
+
+    def on_fit_start(self, ctx) -> None:
+        self._t0, self._samples = time.perf_counter(), 0
+        self._step0 = ctx.state.step
+        if self.mode == "rich":
+            from rich.progress import BarColumn, Progress as RichProgress, TextColumn, TimeRemainingColumn
+            self._bar = RichProgress(TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                                     TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=False)
+            self._bar.start()
+            self._task = self._bar.add_task("train", total=ctx.state.total_steps, completed=ctx.state.step, info="")
+
+    def on_batch_start(self, ctx, batch) -> None:
+        first = next(iter(batch.values()))
+        self._samples += int(first.shape[0])
+
+    def _info(self, ctx, row) -> str:
+        dt = max(time.perf_counter() - self._t0, 1e-9)
+        return f"loss {row['loss']:.4f}  lr {row['lr']:.2e}  {self._samples / dt:.1f} samples/s"
+
+    def on_log(self, ctx, row: dict) -> None:
+        info = self._info(ctx, row)
+        if self.mode == "rich":
+            self._bar.update(self._task, completed=ctx.state.step, info=info)
+        elif self.mode == "plain":
+            done = ctx.state.step - self._step0
+            left = ctx.state.total_steps - ctx.state.step
+            eta = (time.perf_counter() - self._t0) / max(done, 1) * left
+            print(f"step {ctx.state.step}/{ctx.state.total_steps} epoch {ctx.state.epoch_float:.2f}  {info}  "
+                  f"eta {eta:.0f}s", file=self.stream, flush=True)
+
+    def on_evaluate(self, ctx, metrics: dict) -> None:
+        text = "  ".join(f"{split}: " + ", ".join(f"{k} {v:.4f}" for k, v in m.items() if isinstance(v, float))
+                         for split, m in metrics.items())
+        if self.mode == "rich":
+            self._bar.console.print(f"eval @ step {ctx.state.step}: {text}")
+        elif self.mode == "plain":
+            print(f"eval @ step {ctx.state.step}: {text}", file=self.stream, flush=True)
+
+    def on_nonfinite(self, ctx, loss: float, grad_norm: float) -> None:
+        if self.mode != "none":
+            print(f"warning: non-finite loss/gradient at step {ctx.state.step} (loss={loss}, grad_norm={grad_norm}); "
+                  f"step skipped, weights unchanged", file=self.stream, flush=True)
+
+    def on_fit_end(self, ctx) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+class EarlyStopping:
+    """Stop after `patience` evaluations in a row without improvement of the monitored metric."""
+
+    def __init__(self, patience: int):
+        self.patience, self.bad = patience, 0
+
+    def on_evaluate(self, ctx, metrics: dict) -> None:
+        self.bad = 0 if ctx.state.improved else self.bad + 1
+        if self.bad >= self.patience:
+            ctx.state.should_stop = True
+            ctx.state.stop_reason = f"early stopping: no improvement in {self.patience} evaluations"
+
+    def state_dict(self) -> dict:
+        return {"bad": self.bad}
+
+    def load_state_dict(self, s: dict) -> None:
+        self.bad = s["bad"]
+
+
+class BestModelSaver:
+    """Writes the model to `model/` whenever the monitored metric improves (safetensors)."""
+
+    def __init__(self, save_fn: Callable[[Any], None]):
+        self.save_fn = save_fn
+
+    def on_evaluate(self, ctx, metrics: dict) -> None:
+        if ctx.state.improved:
+            self.save_fn(ctx.model)
+
+
+class Checkpointer:
+    """Resumable checkpoints every N steps, or at the end of every epoch when N is None."""
+
+    def __init__(self, root: Path, every_steps: int | None, keep_last: int, callbacks: CallbackList):
+        self.root, self.every_steps, self.keep_last, self.callbacks = Path(root), every_steps, keep_last, callbacks
+
+        self.last_saved_step: int | None = None
+
+    def _save(self, ctx) -> None:
+        if self.last_saved_step == ctx.state.step:
+            return
+        from .checkpoint import save_checkpoint
+        trainer_state = {"loop": ctx.state.to_dict(), "callbacks": self.callbacks.state_dict()}
+        save_checkpoint(self.root, ctx.state.step, model=ctx.model, optimizer=ctx.optimizer,
+                        scheduler=ctx.scheduler, trainer_state=trainer_state, keep_last=self.keep_last)
+        self.last_saved_step = ctx.state.step
+
+    def on_step_end(self, ctx) -> None:
+        if self.every_steps and ctx.state.step % self.every_steps == 0 and ctx.state.step > 0:
+            self._save(ctx)
+
+    def on_epoch_end(self, ctx) -> None:
+        if not self.every_steps:
+            self._save(ctx)
+
+    def on_fit_end(self, ctx) -> None:
+        self._save(ctx)  # the final state, so a finished run can be extended or compared
+
+
+def is_finite(x: float) -> bool:
+    return not (math.isnan(x) or math.isinf(x))

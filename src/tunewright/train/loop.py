@@ -1,0 +1,195 @@
+"""The one training loop. Read it top to bottom; events.py lists every extension point.
+
+Exact resume rests on three facts: the order of an epoch is a pure function of (seed, epoch)
+(`data.epoch_batches`), the loop state says how many batches of the epoch are done, and the
+checkpoint restores weights, optimizer, scheduler, callbacks and every RNG. A resumed run therefore
+replays the same batches with the same dropout masks and ends bit-identical on CPU.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Callable, Sequence
+
+import torch
+
+from ..errors import TrainingError
+from .callbacks import CallbackList
+
+
+@dataclass
+class TrainState:
+    step: int = 0                 # optimizer steps done
+    epoch: int = 0                # current epoch (0-based)
+    batch_in_epoch: int = 0       # micro-batches of the current epoch already done
+    batches_per_epoch: int = 0
+    total_steps: int = 0
+    best_metric: float | None = None
+    best_step: int | None = None
+    best_epoch: int | None = None
+    improved: bool = False        # did the last evaluation improve the monitored metric?
+    nonfinite_in_row: int = 0
+    nonfinite_total: int = 0
+    samples_seen: int = 0
+    train_seconds: float = 0.0
+    should_stop: bool = False
+    stop_reason: str | None = None
+
+    @property
+    def epoch_float(self) -> float:
+        return self.epoch + self.batch_in_epoch / max(self.batches_per_epoch, 1)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainState":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass
+class FitContext:
+    """What every callback receives first."""
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    state: TrainState
+    cfg: Any                      # tunewright.config.Config
+    callbacks: CallbackList
+    device: torch.device
+
+
+def monitored(task: str, metric: str) -> tuple[str, str]:
+    """(metric name, 'min' or 'max') that picks the best checkpoint."""
+    if metric == "auto":
+        metric = {"regression": "mse", "causal_lm": "loss", "multilabel": "macro_f1"}.get(task, "accuracy")
+    mode = "min" if metric in ("loss", "mse", "mae", "perplexity") else "max"
+    return metric, mode
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    return {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
+
+
+def fit(model: torch.nn.Module, train_set, collate: Callable, optimizer, scheduler, cfg, *,
+        loss_fn: Callable, precision, evaluate: Callable[[], dict] | None = None,
+        callbacks: Sequence = (), state: TrainState | None = None,
+        lengths: list[int] | None = None, sample_weights: list[float] | None = None,
+        epoch_batches: Callable | None = None) -> TrainState:
+    """Train `model` on `train_set`; `evaluate()` returns {"val": {...}, ...} when an evaluation is due."""
+    if epoch_batches is None:
+        from ..data import epoch_batches
+    t = cfg.train
+    device = precision.device
+    state = state or TrainState()
+    cbs = callbacks if isinstance(callbacks, CallbackList) else CallbackList(callbacks)
+    ctx = FitContext(model, optimizer, scheduler, state, cfg, cbs, device)
+    metric, mode = monitored(cfg.task, t.metric)
+    scaler = precision.grad_scaler()
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+
+    n = len(train_set)
+    state.batches_per_epoch = math.ceil(n / t.batch_size)
+    steps_per_epoch = math.ceil(state.batches_per_epoch / t.grad_accum)
+    state.total_steps = t.max_steps or steps_per_epoch * t.epochs
+    epochs = math.ceil(state.total_steps / steps_per_epoch)
+
+    def run_evaluation() -> None:
+        if evaluate is None:
+            return
+        metrics = evaluate()
+        value = metrics.get("val", {}).get(metric)
+        better = value is not None and (state.best_metric is None or
+                                        (value < state.best_metric if mode == "min" else value > state.best_metric))
+        state.improved = bool(better)
+        if better:
+            state.best_metric, state.best_step, state.best_epoch = float(value), state.step, state.epoch
+        model.train()
+        cbs.fire("on_evaluate", ctx, metrics=metrics)
+
+    t_start = time.perf_counter() - state.train_seconds
+    window_loss, window_n = 0.0, 0
+    cbs.fire("on_fit_start", ctx)
+    model.train()
+    while state.epoch < epochs and not state.should_stop:
+        cbs.fire("on_epoch_start", ctx)
+        order = epoch_batches(n, t.batch_size, t.seed, state.epoch,
+                              lengths=lengths if cfg.data.bucket else None, weights=sample_weights)
+        for i in range(state.batch_in_epoch, len(order)):
+            batch = to_device(collate([train_set[j] for j in order[i]]), device)
+            cbs.fire("on_batch_start", ctx, batch=batch)
+            with precision.autocast():
+                logits = model(batch)
+                loss = loss_fn(logits, batch)
+            loss = cbs.transform("on_loss", loss, ctx, batch=batch)  # extra terms: EWC, L2-SP, ...
+            scaled = loss / t.grad_accum
+            (scaler.scale(scaled) if scaler else scaled).backward()
+            cbs.fire("on_after_backward", ctx)
+            state.batch_in_epoch = i + 1
+            state.samples_seen += len(order[i])
+            loss_value = float(loss.detach())
+            window_loss, window_n = window_loss + loss_value, window_n + 1
+
+            boundary = (i + 1) % t.grad_accum == 0 or i + 1 == len(order)
+            if not boundary:
+                continue
+            if scaler:
+                scaler.unscale_(optimizer)
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, t.max_grad_norm or float("inf")))
+            if not (math.isfinite(loss_value) and math.isfinite(grad_norm)):
+                # Skip: gradients dropped, weights and optimizer state untouched.
+                optimizer.zero_grad(set_to_none=True)
+                if scaler:
+                    scaler.update()
+                state.nonfinite_in_row += 1
+                state.nonfinite_total += 1
+                cbs.fire("on_nonfinite", ctx, loss=loss_value, grad_norm=grad_norm)
+                if state.nonfinite_in_row >= t.max_nonfinite_steps:
+                    raise TrainingError(f"{state.nonfinite_in_row} non-finite steps in a row (last loss {loss_value}, "
+                                        f"grad norm {grad_norm}) at step {state.step}; stopping. Lower train.lr, "
+                                        f"check the data, or use train.precision=fp32.")
+                window_loss, window_n = 0.0, 0
+                continue
+            state.nonfinite_in_row = 0
+            cbs.fire("on_before_optimizer_step", ctx)
+            if scaler:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            state.step += 1
+            state.train_seconds = time.perf_counter() - t_start
+
+            if state.step % t.log_every_steps == 0 or state.step == state.total_steps:
+                lrs = {f"lr/{g.get('name', k)}": g["lr"] for k, g in enumerate(optimizer.param_groups)}
+                row = {"step": state.step, "epoch": round(state.epoch_float, 4), "split": "train",
+                       "loss": window_loss / max(window_n, 1), "lr": optimizer.param_groups[0]["lr"],
+                       "grad_norm": grad_norm, "samples_per_s": state.samples_seen / max(state.train_seconds, 1e-9)}
+                if len(lrs) > 1:
+                    row.update(lrs)
+                cbs.fire("on_log", ctx, row=row)
+                window_loss, window_n = 0.0, 0
+            if t.eval_every_steps and state.step % t.eval_every_steps == 0:
+                run_evaluation()
+            cbs.fire("on_step_end", ctx)
+            if state.step >= state.total_steps:
+                state.should_stop, state.stop_reason = True, state.stop_reason or "max_steps reached"
+            if state.should_stop:
+                break
+        # The epoch is over (or the run stops mid-epoch): evaluate per epoch unless per-step.
+        epoch_done = state.batch_in_epoch >= len(order)
+        if epoch_done:
+            state.epoch, state.batch_in_epoch = state.epoch + 1, 0
+        if not t.eval_every_steps or (state.should_stop and state.step % t.eval_every_steps):
+            run_evaluation()
+        state.train_seconds = time.perf_counter() - t_start
+        if epoch_done:
+            cbs.fire("on_epoch_end", ctx)
+    state.train_seconds = time.perf_counter() - t_start
+    cbs.fire("on_fit_end", ctx)
+    return state

@@ -1,0 +1,128 @@
+"""Pick the device and the autocast precision from what the hardware actually does fast.
+
+CPU flags are not enough: this project's CI machines report AMX/avx512_bf16 and
+`torch.ops.mkldnn._is_mkldnn_bf16_supported()` is True, yet bf16 autocast made a LoRA step 22x
+slower there. So on CPU, `precision: auto` times one small MLP training step in fp32 and under bf16
+autocast, and uses bf16 only if it is clearly faster. The verdict is cached per CPU model and torch
+version in the user's cache folder, so the probe (under a second) runs once per machine.
+GPUs: bf16 where `torch.cuda.is_bf16_supported()`, otherwise fp16 with a GradScaler.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import ConfigError
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("TUNEWRIGHT_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "tunewright")
+    return Path(root)
+
+
+@dataclass
+class Precision:
+    device: torch.device
+    dtype: torch.dtype | None  # autocast dtype; None means plain fp32
+
+    @property
+    def name(self) -> str:
+        return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
+
+    def autocast(self):
+        if self.dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def grad_scaler(self):
+        """fp16 needs loss scaling; bf16 and fp32 do not."""
+        if self.dtype is torch.float16 and self.device.type == "cuda":
+            return torch.amp.GradScaler("cuda")
+        return None
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"train.device: {name!r} is not a device; use auto, cpu, cuda, cuda:N or mps.") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"train.device: {name!r} asked for, but CUDA is not available here.")
+    return dev
+
+
+def _time_step(model, x, use_bf16: bool, reps: int = 3) -> float:
+    def step():
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
+            loss = model(x).float().pow(2).mean()
+        loss.backward()
+    step()  # warm up kernels
+    t = time.perf_counter()
+    for _ in range(reps):
+        step()
+    return (time.perf_counter() - t) / reps
+
+
+def cpu_bf16_is_fast() -> bool:
+    """Measure once per machine whether bf16 autocast beats fp32 for a training step (cached)."""
+    key = f"{platform.processor() or platform.machine()}|{_cpu_model()}|torch{torch.__version__}"
+    path = cache_dir() / "precision.json"
+    try:
+        known = json.loads(path.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if key in known:
+        return bool(known[key])
+    g = torch.Generator().manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(256, 512), torch.nn.GELU(), torch.nn.Linear(512, 256),
+                                torch.nn.LayerNorm(256))
+    x = torch.randn(32, 256, generator=g)
+    fp32, bf16 = _time_step(model, x, False), _time_step(model, x, True)
+    fast = bf16 < 0.75 * fp32  # bf16 must win clearly to be worth its rounding error
+    known[key] = fast
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(known, indent=1))
+    except OSError:
+        pass
+    return fast
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def resolve_precision(precision: str, device: torch.device) -> Precision:
+    if precision == "fp32":
+        return Precision(device, None)
+    if precision in ("bf16", "fp16"):
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        if device.type == "cpu" and dtype is torch.float16:
+            raise ConfigError("train.precision: 'fp16' autocast is for GPUs; on CPU use fp32 or bf16.")
+        return Precision(device, dtype)
+    # auto
+    if device.type == "cuda":
+        return Precision(device, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
+    if device.type == "cpu" and cpu_bf16_is_fast():
+        return Precision(device, torch.bfloat16)
+    return Precision(device, None)
