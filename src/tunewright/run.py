@@ -76,7 +76,7 @@ def count_params(model: torch.nn.Module) -> tuple[int, int]:
 
 def class_weights(counts, num_labels: int) -> torch.Tensor:
     """Inverse-frequency weights, normalised to mean 1 (so the LR means the same with and without)."""
-    c = np.array([max(counts.get(i, 0) if isinstance(counts, dict) else counts[i], 1) for i in range(num_labels)], float)
+    c = np.array([max(counts[i], 1) for i in range(num_labels)], float)  # a class absent from train counts as 1
     w = c.sum() / (num_labels * c)
     return torch.tensor(w / w.mean(), dtype=torch.float32)
 
@@ -91,7 +91,12 @@ def prepare(cfg: Config):
         torch.set_num_threads(cfg.train.num_threads)
     seed_everything(cfg.train.seed)
     raw = read_data(cfg)                       # validates every split before a model loads
-    model, preprocessor = load_model(cfg, raw.num_labels)
+    num_labels = None
+    if cfg.task == "regression":
+        num_labels = 1
+    elif raw.label_names is not None:
+        num_labels = len(raw.label_names)
+    model, preprocessor = load_model(cfg, num_labels)
     bundle = build_data(raw, preprocessor, cfg)
     return raw, model, preprocessor, bundle
 
@@ -198,7 +203,7 @@ def train(config, overrides: list[str] | None = None, *, resume: bool = False, o
         "steps": state.step, "epochs_run": round(state.epoch_float if state.batch_in_epoch else state.epoch, 3),
         "samples_per_s": round(state.samples_seen / max(state.train_seconds, 1e-9), 2),
         "stop_reason": state.stop_reason, "nonfinite_steps_skipped": state.nonfinite_total,
-        "bad_rows": bundle.bad_rows, "precision": precision.name, "device": str(device),
+        "bad_rows": len(bundle.bad_rows), "notes": list(bundle.notes), "precision": precision.name, "device": str(device),
         "sizes": {k: len(getattr(bundle, k)) for k in ("train", "val", "test")},
         "label_names": bundle.label_names, "run_dir": str(run_dir),
     })
