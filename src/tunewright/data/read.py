@@ -251,3 +251,20 @@ def read_data(cfg: Config) -> RawData:
     modality = train_src.modality
     return RawData({s: splits[s] for s in SPLITS}, files, task, modality, label_names,
                    budget.rows, notes)
+
+
+def read_split(spec: str, cfg: Config, label_names: Optional[list[str]], split: str = "test") -> RawData:
+    """One split read against a finished run's label map (``tunewright eval RUN --data SPEC``).
+
+    A packaged name gives its own ``split`` (falling back to train when it has none). Labels the
+    run never saw are bad rows naming file, line and value, exactly as in training.
+    """
+    budget, notes = BadRowBudget(cfg.data.max_bad_rows), []
+    src = _read(spec, split, cfg, budget, notes)
+    _check_task(cfg.task, src, split)
+    rows = parse_labels(src.rows, cfg.task, cfg.data.label_column, budget)
+    rows = assign_targets(rows, cfg.task, label_names, split, cfg.data.label_column, budget)
+    if not rows:
+        raise DataError(f"the {split} split has no usable rows", path=src.where)
+    splits = {s: (rows if s == split else None) for s in SPLITS}
+    return RawData(splits, {split: src.where}, cfg.task, src.modality, label_names, budget.rows, notes)
