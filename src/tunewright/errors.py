@@ -37,3 +37,7 @@ class CheckpointError(TunewrightError):
 
 class TrainingError(TunewrightError):
     """Training cannot continue (e.g. too many non-finite steps in a row)."""
+
+
+class MethodError(TunewrightError):
+    """A parameter-efficient method cannot do what was asked on this model (e.g. merge an adapter)."""

@@ -102,8 +102,12 @@ def prepare(cfg: Config):
 
 
 def train(config, overrides: list[str] | None = None, *, resume: bool = False, overwrite: bool = False,
-          keep_model: bool = False, **kwargs) -> RunResult:
-    """Fine-tune as the config says and return the run folder and its summary."""
+          keep_model: bool = False, callbacks: list | None = None, **kwargs) -> RunResult:
+    """Fine-tune as the config says and return the run folder and its summary.
+
+    `config` is a Config, a dict, or a YAML path; `overrides` are `key.sub=value` strings; extra
+    `callbacks` (plain objects with `on_*` methods, see train/events.py) join the run's own.
+    """
     from .models import save_run_model
     from .peft import apply_method
     from .strategies import plan_strategy
@@ -112,17 +116,20 @@ def train(config, overrides: list[str] | None = None, *, resume: bool = False, o
     cfg = as_config(config, overrides, **kwargs)
     run_dir = Path(cfg.output_dir) / cfg.run_name
     ckpt_dir = run_dir / "checkpoints"
-    if run_dir.exists() and not resume:
-        if not overwrite:
-            raise TunewrightError(f"{run_dir} already exists. Use --resume to continue it, --overwrite to start "
-                                  f"over, or another run_name.")
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(dump_yaml(cfg))
+    # A folder with results or checkpoints is never replaced silently; one left by a run that failed
+    # before training (bad data, missing model) holds nothing to lose and is reused.
+    has_results = (run_dir / "summary.json").exists() or any((run_dir / "checkpoints").glob("step-*"))
+    if has_results and not resume and not overwrite:
+        raise TunewrightError(f"{run_dir} already exists. Use --resume to continue it, --overwrite to start "
+                              f"over, or another run_name.")
 
     device = resolve_device(cfg.train.device)
     precision = resolve_precision(cfg.train.precision, device)
-    raw, model, preprocessor, bundle = prepare(cfg)
+    raw, model, preprocessor, bundle = prepare(cfg)  # bad data or a missing model fail here, before any write
+    if run_dir.exists() and not resume:
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(dump_yaml(cfg))
     plans = [plan_strategy(model, cfg), apply_method(model, cfg)]
     model.to(device)
     lr_scale = {k: v for p in plans for k, v in p.lr_scale.items()}
@@ -167,6 +174,7 @@ def train(config, overrides: list[str] | None = None, *, resume: bool = False, o
         cbs.callbacks.append(EarlyStopping(cfg.train.early_stopping_patience))
     for p in plans:
         cbs.callbacks += p.callbacks
+    cbs.callbacks += list(callbacks or [])
     cbs.callbacks.append(Checkpointer(ckpt_dir, cfg.checkpoint.every_steps, cfg.checkpoint.keep_last, cbs))
 
     if resume_from is not None:

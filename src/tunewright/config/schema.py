@@ -18,6 +18,7 @@ OPTIMIZERS = ("adamw", "sgd")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SCHEDULES = ("constant", "linear", "cosine", "polynomial", "one_cycle", "slanted_triangular")
 IMBALANCE = ("none", "weight", "sample")
+LAYER_LR = ("none", "ulmfit", "decay")
 TRACKERS = ("jsonl", "tensorboard")  # issue 5 adds mlflow and wandb
 
 
@@ -66,6 +67,21 @@ class DataConfig:
     image_size: int = opt(224, "Side of the square image fed to vision models.")
     bucket: bool = opt(True, "Group training examples of similar length into batches (less padding).")
     imbalance: str = opt("none", "Class imbalance: class-weighted loss, a weighted sampler, or nothing.", IMBALANCE)
+    # Augmentation (data/augment.py): train split only; any of it turns the feature cache off.
+    random_resized_crop: bool = opt(False, "Images: crop a random area (crop_min_scale..1 of the image, aspect "
+                                    "3/4..4/3) and resize it back (Szegedy et al. 2015).")
+    crop_min_scale: float = opt(0.35, "Images: smallest area share random_resized_crop keeps (Inception used 0.08, "
+                                "too harsh for 28x28 digits).")
+    hflip: bool = opt(False, "Images: flip left-right with probability 0.5 (wrong for digits and text in images).")
+    color_jitter: float = opt(0.0, "Images: scale brightness, contrast and saturation by random factors in "
+                              "[1 - s, 1 + s]; 0: off.")
+    mixup_alpha: float = opt(0.0, "Images: MixUp (Zhang et al. 2018), x = lam*x_i + (1-lam)*x_j with lam ~ "
+                             "Beta(alpha, alpha) and the labels mixed alike; 0: off.")
+    cutmix_alpha: float = opt(0.0, "Images: CutMix (Yun et al. 2019), a box of area share 1-lam pasted from "
+                              "another image; 0: off. With mixup_alpha too, each batch uses one of them at random.")
+    word_dropout: float = opt(0.0, "Text: drop each token (never a special token) with this probability; 0: off.")
+    token_mask: float = opt(0.0, "Text: replace each token (never a special token) with the mask token, or the "
+                            "unknown token where there is none, with this probability; 0: off.")
 
 
 @dataclass
@@ -83,7 +99,17 @@ class TrainConfig:
     max_grad_norm: Optional[float] = opt(1.0, "Clip the global gradient norm to this (None: no clipping).")
     schedule: str = opt("linear", "Learning-rate schedule after warmup.", SCHEDULES)
     warmup_ratio: float = opt(0.06, "Share of steps spent in linear warmup.")
+    cut_frac: float = opt(0.1, "slanted_triangular: share of steps spent rising (Howard & Ruder 2018).")
+    stlr_ratio: float = opt(32.0, "slanted_triangular: how much smaller the lowest LR is than the peak.")
+    pct_start: float = opt(0.3, "one_cycle: share of steps spent rising (torch OneCycleLR's pct_start).")
+    div_factor: float = opt(25.0, "one_cycle: the LR starts at peak / div_factor.")
+    final_div_factor: float = opt(1e4, "one_cycle: the LR ends at peak / (div_factor * final_div_factor).")
+    power: float = opt(1.0, "polynomial: exponent of the decay (1: linear).")
+    min_lr_ratio: float = opt(0.0, "cosine and polynomial: the LR decays to peak * min_lr_ratio.")
     label_smoothing: float = opt(0.0, "Label smoothing for single-label classification.")
+    l2sp_alpha: float = opt(0.0, "L2-SP (Li et al. 2018): add alpha/2 * ||w - w0||^2 over the pretrained weights "
+                            "that train, pulling them toward their starting point w0; 0: off.")
+    l2sp_beta: float = opt(0.0, "L2-SP: add beta/2 * ||w||^2 over the new head's weights.")
     precision: str = opt("auto", "auto: fp32 on CPUs without fast bf16, bf16/fp16 autocast on GPUs that have it.", PRECISIONS)
     device: str = opt("auto", "auto, cpu, cuda, cuda:N or mps.")
     eval_every_steps: Optional[int] = opt(None, "Evaluate every N optimizer steps (None: every epoch).")
@@ -104,14 +130,148 @@ class CheckpointConfig:
 
 
 @dataclass
+class StrategyOptions:
+    """Options of `strategy:` (docs/strategies.md). A strategy reads the keys that concern it; the
+    ones marked "any strategy" combine with every strategy and every PEFT method."""
+    train_top: Optional[int] = opt(None, "partial: train the top k layer groups and the head; freeze the rest.")
+    rules: list = opt([], "partial: [[regex, train | freeze | LR multiple], ...]; the first rule whose regex "
+                      "matches a parameter name decides it, and every parameter must match one. Any strategy: "
+                      "a number multiplies that parameter's LR.")
+    groups: list = opt([], "Override the discovered layer groups (embeddings, blocks, head): [[regex, group], ...], "
+                       "first match wins, group names may use \\1; every parameter must match. Listed bottom to top.")
+    layer_lr: str = opt("none", "Any strategy: discriminative LRs. ulmfit: each group down trains at the LR above "
+                        "/ ulmfit_factor; decay: at layer_decay^depth x lr (LLRD, BEiT/timm); none: one LR.", LAYER_LR)
+    ulmfit_factor: float = opt(2.6, "layer_lr ulmfit: divide the LR by this for each group further down.")
+    layer_decay: float = opt(0.75, "layer_lr decay: a group d groups below the head trains at lr * layer_decay^d.")
+    unfreeze_every: int = opt(1, "gradual_unfreezing: epochs between unfreezing one more group, top down.")
+    unfreeze_at: list = opt([], "gradual_unfreezing: explicit epochs (0-based) at which the 2nd, 3rd, ... group "
+                            "from the top unfreezes, e.g. [1, 2, 4]; overrides unfreeze_every.")
+    unfreeze_on_plateau: bool = opt(False, "gradual_unfreezing: unfreeze the next group when the monitored "
+                                    "validation metric has not improved for plateau_patience evaluations.")
+    plateau_patience: int = opt(1, "gradual_unfreezing on plateau: evaluations without improvement before "
+                                "the next group unfreezes.")
+    cache_features: bool = opt(True, "Compute a frozen prefix's outputs once and train on them (feature_extraction, "
+                               "partial). Turned off, with a note, where it would be wrong: augmentation, frozen "
+                               "layers in train mode, or freezing that changes during the run.")
+    frozen_train_mode: bool = opt(False, "Keep frozen layers in train mode (dropout on, BatchNorm statistics "
+                                  "updating). Off: they run in eval mode, like the pretrained model at inference.")
+    warm_start_head: bool = opt(False, "Any strategy: first fit the head to convergence on cached frozen features "
+                                "(linear probing; LP-FT, Kumar et al. 2022). Strategy lp_ft turns it on.")
+    probe_max_iter: int = opt(300, "Head warm start: L-BFGS iterations at most.")
+    probe_weight_decay: float = opt(1e-4, "Head warm start: L2 penalty wd/2 * ||W||^2 on the head's weights.")
+
+
+# --- parameter-efficient methods (docs/peft.md); each method reads only its own section -----------
+
+ADAPTER_KINDS = ("houlsby", "pfeiffer")
+ACTIVATIONS = ("relu", "gelu", "swish", "tanh")
+
+
+@dataclass
+class PeftOptions:
+    train_head: bool = opt(True, "Train the task head together with the method's parameters. The head is new, so "
+                           "it usually must; turn off only to reuse a trained head. (Causal LMs have no head.)")
+    adapter_name: str = opt("default", "Name of the adapter this run trains (several named adapters can be "
+                            "loaded on one base model later and switched, see docs/peft.md).")
+
+
+@dataclass
+class LoraOptions:
+    r: int = opt(8, "Rank of the update B @ A.")
+    alpha: float = opt(16.0, "Scaling numerator: the update is (alpha / r) * B @ A (rsLoRA: alpha / sqrt(r)).")
+    dropout: float = opt(0.05, "Dropout on the input of the low-rank path.")
+    target_modules: list = opt(["auto"], "Modules to adapt: module names or name suffixes (`query`, "
+                               "`encoder.layer.0.attention.self.value`), or one regex. `auto`: every linear layer of "
+                               "the backbone (on non-transformer backbones such as CNNs, convolutions too); never the "
+                               "head. A name that matches nothing is an error listing the names there are.")
+    use_dora: bool = opt(False, "DoRA (Liu et al. 2024): learn a magnitude per output unit and a LoRA direction.")
+    use_rslora: bool = opt(False, "rsLoRA (Kalajdzievski 2023): scale by alpha / sqrt(r), stable for large r.")
+    lr: float = opt(5e-4, "Peak learning rate of the LoRA parameters and the head (train.lr stays the rate of "
+                    "any existing parameter a strategy trains). Hu et al. 2021 used 4e-4 to 5e-4 on RoBERTa-base.")
+
+
+@dataclass
+class AdaLoraOptions:
+    init_r: int = opt(12, "Starting rank of every adapted layer.")
+    target_r: int = opt(8, "Average rank the budget shrinks to (the total budget is target_r x adapted layers).")
+    alpha: float = opt(16.0, "Scaling numerator, as for LoRA.")
+    dropout: float = opt(0.05, "Dropout on the input of the low-rank path.")
+    target_modules: list = opt(["auto"], "As lora.target_modules (linear layers only).")
+    tinit: float = opt(0.1, "Share of the run's steps trained at full rank before pruning starts.")
+    tfinal: float = opt(0.2, "Share of the run's steps trained at the final ranks after pruning stops.")
+    delta_t: int = opt(10, "Reallocate the rank budget every this many steps.")
+    beta1: float = opt(0.85, "EMA factor of the sensitivity scores.")
+    beta2: float = opt(0.85, "EMA factor of the uncertainty scores.")
+    orth_reg_weight: float = opt(0.5, "Weight of the orthogonality penalty ||P^T P - I|| added to the loss.")
+    lr: float = opt(1e-3, "Peak learning rate of the AdaLoRA parameters and the head (Zhang et al. 2023: 5e-4 to 1.2e-3).")
+
+
+@dataclass
+class PromptTuningOptions:
+    num_virtual_tokens: int = opt(20, "Trainable soft-prompt vectors prepended to the input embeddings.")
+    init_text: Optional[str] = opt(None, "Initialise the prompt from the embeddings of this text (None: random "
+                                   "rows of the vocabulary embedding).")
+    lr: float = opt(3e-2, "Peak learning rate of the prompt and the head (Lester et al. 2021 used 0.3 with Adafactor).")
+
+
+@dataclass
+class PrefixTuningOptions:
+    num_virtual_tokens: int = opt(20, "Trainable key/value vectors prepended in every attention layer.")
+    projection: bool = opt(False, "Reparametrise the prefix through a 2-layer MLP (Li & Liang 2021); more stable, "
+                           "more parameters while training.")
+    projection_hidden: int = opt(512, "Hidden width of that MLP.")
+    lr: float = opt(5e-3, "Peak learning rate of the prefix and the head.")
+
+
+@dataclass
+class AdapterOptions:
+    kind: str = opt("houlsby", "houlsby: after attention and after the feed-forward block (Houlsby et al. 2019); "
+                    "pfeiffer: after the feed-forward block only (Pfeiffer et al. 2021).", ADAPTER_KINDS)
+    reduction_factor: int = opt(16, "Bottleneck width = hidden size / reduction_factor.")
+    activation: str = opt("relu", "Non-linearity inside the bottleneck.", ACTIVATIONS)
+    target_modules: list = opt(["auto"], "Modules whose output gets an adapter. auto: by architecture (attention "
+                               "output and feed-forward output projections of HF transformers, each block of "
+                               "EfficientNet, every linear/conv layer of other modules).")
+    lr: float = opt(1e-3, "Peak learning rate of the adapters and the head (Houlsby et al.: 1e-4 to 1e-3).")
+
+
+@dataclass
+class BitFitOptions:
+    lr: float = opt(1e-3, "Peak learning rate of the biases and the head (Ben Zaken et al. 2022: 1e-4 to 1e-3).")
+
+
+@dataclass
+class IA3Options:
+    target_modules: list = opt(["auto"], "Modules whose activations are rescaled. auto: peft's choice for known "
+                               "architectures (keys, values, feed-forward output), else every linear/conv layer.")
+    feedforward_modules: list = opt(["auto"], "Subset of target_modules scaled on their input instead of their "
+                                    "output (auto: peft's choice, else none).")
+    lr: float = opt(3e-3, "Peak learning rate of the scaling vectors and the head (Liu et al. 2022, T-Few: 3e-3).")
+
+
+@dataclass
 class Config:
     run_name: str = opt("run", "Name of the run; output goes to <output_dir>/<run_name>/.")
     output_dir: str = opt("runs", "Folder that holds run folders.")
     task: str = opt("classification", "What the head predicts.", TASKS)
     model: ModelConfig = field(default_factory=ModelConfig, metadata={"help": "The pretrained model."})
     data: DataConfig = field(default_factory=DataConfig, metadata={"help": "Where the data comes from."})
-    strategy: str = opt("full", "Which existing parameters train (see docs/strategies.md).")
-    method: str = opt("none", "Parameter-efficient method that adds parameters (see docs/peft.md).")
+    strategy: str = opt("full", "Which existing parameters train: full, feature_extraction, partial, "
+                        "gradual_unfreezing (progressive_unfreezing), lp_ft (see docs/strategies.md).")
+    strategy_options: StrategyOptions = field(default_factory=StrategyOptions,
+                                              metadata={"help": "Options of the strategies (docs/strategies.md)."})
+    method: str = opt("none", "Parameter-efficient method that adds parameters: none, lora, adalora, prompt_tuning, "
+                      "prefix_tuning, adapter, bitfit or ia3 (see docs/peft.md).")
     train: TrainConfig = field(default_factory=TrainConfig, metadata={"help": "Optimisation and evaluation."})
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig, metadata={"help": "Resumable checkpoints."})
     tracking: list = opt([], "Extra trackers besides metrics.jsonl (always written).", TRACKERS)
+    peft: PeftOptions = field(default_factory=PeftOptions, metadata={"help": "Options shared by every method."})
+    lora: LoraOptions = field(default_factory=LoraOptions, metadata={"help": "method: lora."})
+    adalora: AdaLoraOptions = field(default_factory=AdaLoraOptions, metadata={"help": "method: adalora."})
+    prompt_tuning: PromptTuningOptions = field(default_factory=PromptTuningOptions,
+                                               metadata={"help": "method: prompt_tuning."})
+    prefix_tuning: PrefixTuningOptions = field(default_factory=PrefixTuningOptions,
+                                               metadata={"help": "method: prefix_tuning."})
+    adapter: AdapterOptions = field(default_factory=AdapterOptions, metadata={"help": "method: adapter (bottleneck)."})
+    bitfit: BitFitOptions = field(default_factory=BitFitOptions, metadata={"help": "method: bitfit."})
+    ia3: IA3Options = field(default_factory=IA3Options, metadata={"help": "method: ia3."})

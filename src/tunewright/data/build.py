@@ -78,6 +78,8 @@ def _num_labels(raw: RawData) -> Optional[int]:
 
 
 def _class_counts(raw: RawData, num_labels: Optional[int]) -> Optional[list[int]]:
+    if raw.train is None:  # an evaluation-only bundle (read_split)
+        return None
     if raw.task in ("classification", "image_classification"):
         return np.bincount([ex.target for ex in raw.train], minlength=num_labels).tolist()
     if raw.task == "multilabel":
