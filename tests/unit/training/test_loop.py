@@ -9,11 +9,11 @@ import torch
 from tunewright.config import Config
 from tunewright.errors import TrainingError
 from tunewright.optim import build_optimizer, build_scheduler, param_groups
-from tunewright.train.callbacks import CallbackList, EarlyStopping
-from tunewright.train.events import EVENTS
-from tunewright.train.loop import fit
-from tunewright.train.losses import loss_for
-from tunewright.train.precision import Precision
+from tunewright.training.callbacks import CallbackList, EarlyStopping
+from tunewright.training.events import EVENTS
+from tunewright.training.loop import fit
+from tunewright.training.losses import loss_for
+from tunewright.training.precision import Precision
 
 
 def batches(n, batch_size, seed, epoch, lengths=None, weights=None):

@@ -159,6 +159,7 @@ def fit(model: torch.nn.Module, train_set, collate: Callable, optimizer, schedul
                 scaler.update()
             else:
                 optimizer.step()
+            cbs.fire("on_after_optimizer_step", ctx)  # gradients still there (AdaLoRA's budget step)
             if scheduler is not None:
                 scheduler.step()
             optimizer.zero_grad(set_to_none=True)

@@ -18,9 +18,9 @@ from safetensors import safe_open
 from torch import nn
 
 from tunewright.errors import CheckpointError
-from tunewright.train.checkpoint import (latest_valid, list_checkpoints, load_checkpoint,
+from tunewright.training.checkpoint import (latest_valid, list_checkpoints, load_checkpoint,
                                          prune_checkpoints, save_checkpoint, verify_checkpoint)
-from tunewright.train.rng import capture_rng, restore_rng, seed_everything
+from tunewright.training.rng import capture_rng, restore_rng, seed_everything
 
 
 # ---------------------------------------------------------------- helpers
@@ -388,7 +388,7 @@ def test_crash_mid_save_leaves_only_a_tmp_folder(tmp_path):
     # A real crash: the process dies (os._exit) just before writing the manifest.
     script = textwrap.dedent(f"""
         import os, torch
-        from tunewright.train import checkpoint as ckpt
+        from tunewright.training import checkpoint as ckpt
         write = ckpt._write_bytes
         def dying(path, data):
             if path.name == "manifest.json":

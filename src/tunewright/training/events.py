@@ -20,10 +20,12 @@ optimizer, scheduler, state, cfg) first. The loop never knows which callbacks ex
                     raise TrainingError after max_nonfinite_steps in a row
                 else:
                     fire on_before_optimizer_step(ctx)
-                    optimizer.step(); scheduler.step(); state.step += 1
+                    optimizer.step()
+                    fire on_after_optimizer_step(ctx)      # grads still there: AdaLoRA's budget step
+                    scheduler.step(); zero_grad(); state.step += 1
                 fire on_log(ctx, row={step, epoch, split="train", loss, lr, grad_norm, ...})  # every log_every_steps
                 if evaluation due (every N steps): metrics = evaluate(); fire on_evaluate(ctx, metrics=metrics)
-                fire on_step_end(ctx)                      # AdaLoRA budget, step checkpoints
+                fire on_step_end(ctx)                      # step checkpoints
                 stop if state.should_stop or state.step == max_steps
         if evaluation is per epoch: metrics = evaluate(); fire on_evaluate(ctx, metrics=metrics)
         fire on_epoch_end(ctx)                             # unfreezing, epoch checkpoints
@@ -36,6 +38,6 @@ and early stopping need no bookkeeping of their own. A callback with `state_dict
 
 EVENTS = (
     "on_fit_start", "on_epoch_start", "on_batch_start", "on_loss", "on_after_backward",
-    "on_nonfinite", "on_before_optimizer_step", "on_log", "on_evaluate", "on_step_end",
+    "on_nonfinite", "on_before_optimizer_step", "on_after_optimizer_step", "on_log", "on_evaluate", "on_step_end",
     "on_epoch_end", "on_fit_end",
 )

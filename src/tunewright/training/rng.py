@@ -4,7 +4,7 @@ Exact resume needs the generators to continue where they stopped: dropout masks,
 augmentation and any `random.shuffle` in user code must draw the same numbers after a
 restart as they would have without one.
 
-`capture_rng()` splits the state in two, the way `train/checkpoint.py` stores it:
+`capture_rng()` splits the state in two, the way `training/checkpoint.py` stores it:
 
 - tensors (-> rng.safetensors): `torch.cpu` (uint8, 5056 bytes for the Mersenne Twister),
   `torch.cuda.<i>` for every CUDA device, `torch.mps` when MPS is available;
