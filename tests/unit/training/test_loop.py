@@ -139,7 +139,7 @@ def test_events_fire_in_documented_order():
     assert calls[0] == "on_fit_start" and calls[-1] == "on_fit_end"
     first_step = calls[calls.index("on_batch_start"):calls.index("on_step_end") + 1]
     assert first_step == ["on_batch_start", "on_loss", "on_after_backward", "on_before_optimizer_step",
-                          "on_log", "on_step_end"]
+                          "on_after_optimizer_step", "on_log", "on_step_end"]
     assert calls.index("on_evaluate") < calls.index("on_epoch_end")
 
 
