@@ -48,7 +48,9 @@ def build_tiny(name: str, out_dir: Path, tokenizer_dir: Path) -> Path:
         if (tokenizer_dir / f).is_file():
             shutil.copy(tokenizer_dir / f, tmp / f)
     (tmp / "TINY_MODEL.json").write_text(json.dumps({"name": name, "pretrained": False, "seed": 0}))
-    os.chmod(tmp, 0o755)
+    os.chmod(tmp, 0o755)  # mkdtemp makes 0700; the cache is shared like any HF cache
+    for f in tmp.iterdir():
+        os.chmod(f, 0o644)
     try:
         os.rename(tmp, out_dir)
     except OSError:  # another process won the race; its copy is identical
