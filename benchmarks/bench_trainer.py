@@ -194,9 +194,9 @@ def run_tunewright(cfg: BenchConfig, fixed: bool) -> dict:
     from tunewright.peft import apply_method
     from tunewright.run import prepare
     from tunewright.strategies import plan_strategy
-    from tunewright.train.loop import fit
-    from tunewright.train.losses import loss_for
-    from tunewright.train.precision import resolve_device, resolve_precision
+    from tunewright.training.loop import fit
+    from tunewright.training.losses import loss_for
+    from tunewright.training.precision import resolve_device, resolve_precision
 
     out = tempfile.mkdtemp(prefix="bench-tw-")
     # Validation must not take rows from the benchmark subset (val_fraction must be > 0), so `data.val`

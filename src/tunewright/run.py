@@ -27,10 +27,10 @@ from .errors import TunewrightError
 from .evaluate import evaluate_dataset
 from .optim import build_optimizer, build_scheduler, param_groups
 from .tracking import build_trackers, flatten
-from .train.callbacks import BestModelSaver, CallbackList, Checkpointer, EarlyStopping, Progress, TrackerLogger
-from .train.loop import TrainState, fit, monitored
-from .train.losses import loss_for
-from .train.precision import resolve_device, resolve_precision
+from .training.callbacks import BestModelSaver, CallbackList, Checkpointer, EarlyStopping, Progress, TrackerLogger
+from .training.loop import TrainState, fit, monitored
+from .training.losses import loss_for
+from .training.precision import resolve_device, resolve_precision
 
 
 @dataclass
@@ -85,7 +85,7 @@ def prepare(cfg: Config):
     """Everything up to the training loop; shared by train, lr-find and compare."""
     from .data import build_data, read_data
     from .models import load_model
-    from .train.rng import seed_everything
+    from .training.rng import seed_everything
 
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
@@ -111,7 +111,7 @@ def train(config, overrides: list[str] | None = None, *, resume: bool = False, o
     from .models import save_run_model
     from .peft import apply_method
     from .strategies import plan_strategy
-    from .train.checkpoint import latest_valid, load_checkpoint
+    from .training.checkpoint import latest_valid, load_checkpoint
 
     cfg = as_config(config, overrides, **kwargs)
     run_dir = Path(cfg.output_dir) / cfg.run_name

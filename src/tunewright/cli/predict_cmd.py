@@ -52,7 +52,7 @@ def run(args) -> int:
     from ..data import Collator, encode_inputs, pad_id_of
     from ..evaluate import predict_logits
     from ..run import load_run
-    from ..train.precision import resolve_device, resolve_precision
+    from ..training.precision import resolve_device, resolve_precision
 
     cfg, model, preprocessor, meta = load_run(args.run_dir)
     precision = resolve_precision(cfg.train.precision, resolve_device(cfg.train.device))

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..train.loop import to_device
+from ..training.loop import to_device
 from .metrics import classification_metrics, lm_metrics, multilabel_metrics, regression_metrics
 
 

@@ -39,7 +39,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..models.groups import find_block_stack
-from ..train.loop import to_device
+from ..training.loop import to_device
 
 
 class Skip(nn.Module):

@@ -19,7 +19,7 @@ import time
 import torch
 from torch import nn
 
-from ..train.losses import loss_for
+from ..training.losses import loss_for
 
 
 def linear_probe(head: nn.Module, features: torch.Tensor, labels: torch.Tensor, task: str, *,
