@@ -11,13 +11,13 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: demo test venv clean fashion-mnist bench
+.PHONY: demo test venv clean fashion-mnist chromium bench
 
 $(BIN)/.installed: pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH_PIN)
-	$(BIN)/pip install -q $(TORCH_PIN) -e '.[dev,assets]'
+	$(BIN)/pip install -q $(TORCH_PIN) -e '.[dev,assets,tracking,tune]'
 	$(BIN)/pip install -q --no-deps $(NODEPS_ASSETS)
 	touch $@
 
@@ -33,7 +33,14 @@ fashion-mnist:
 demo: venv
 	$(BIN)/tunewright demo
 
-test: venv fashion-mnist
+# Headless Chromium for the report test (tests/e2e/test_compare_report.py); that test skips without it.
+chromium:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && \
+	  (apt-get install -y -q chromium >/dev/null 2>&1 || \
+	   (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)) || \
+	  echo "note: chromium not installed (needs: apt-get install chromium); the report browser test will skip"; }
+
+test: venv fashion-mnist chromium
 	$(BIN)/python -m pytest -q tests
 
 bench: venv

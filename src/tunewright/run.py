@@ -6,7 +6,7 @@ seconds, not after a 30 s model load. The run folder is:
     runs/<run_name>/config.yaml      fully resolved config
                     metrics.jsonl    one JSON row per logged step / evaluation
                     summary.json     test and val metrics, params, time, memory, best epoch
-                    checkpoints/     resumable, hashed (train/checkpoint.py)
+                    checkpoints/     resumable, hashed (training/checkpoint.py)
                     model/           the best weights (safetensors) and what reloads them
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ import json
 import os
 import resource
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from .config import Config, dump_yaml, load_config, to_dict
 from .config.load import config_from_dict
 from .errors import TunewrightError
 from .evaluate import evaluate_dataset
-from .optim import build_optimizer, build_scheduler, param_groups
+from .optim import build_optimizer, build_scheduler, param_groups, schedule_options
 from .tracking import build_trackers, flatten
 from .training.callbacks import BestModelSaver, CallbackList, Checkpointer, EarlyStopping, Progress, TrackerLogger
 from .training.loop import TrainState, fit, monitored
@@ -84,6 +85,7 @@ def class_weights(counts, num_labels: int) -> torch.Tensor:
 def prepare(cfg: Config):
     """Everything up to the training loop; shared by train, lr-find and compare."""
     from .data import build_data, read_data
+    from .data.augment import augment_bundle
     from .models import load_model
     from .training.rng import seed_everything
 
@@ -97,8 +99,51 @@ def prepare(cfg: Config):
     elif raw.label_names is not None:
         num_labels = len(raw.label_names)
     model, preprocessor = load_model(cfg, num_labels)
-    bundle = build_data(raw, preprocessor, cfg)
+    bundle = augment_bundle(build_data(raw, preprocessor, cfg), preprocessor, cfg)  # train split only
     return raw, model, preprocessor, bundle
+
+
+def build_optimization(model: torch.nn.Module, cfg: Config, plans: list, n_train: int):
+    """(optimizer, scheduler, total_steps) for `model` as the plans say; shared by train, lr-plot, lr-find.
+
+    Every parameter that trains at any point is in the optimizer from step 0 (gradual unfreezing
+    toggles requires_grad only), one param group per (layer group, LR multiple, decay).
+    """
+    lr_scale = {k: v for p in plans for k, v in p.lr_scale.items()}
+    group_of = next((p.group_of for p in plans if p.group_of is not None), None)
+    groups = param_groups(model, cfg.train.lr, cfg.train.weight_decay, lr_scale, group_of)
+    optimizer = build_optimizer(groups, cfg.train.optimizer, cfg.train.lr, cfg.train.momentum)
+    steps_per_epoch = -(-(-(-n_train // cfg.train.batch_size)) // cfg.train.grad_accum)
+    total_steps = cfg.train.max_steps or steps_per_epoch * cfg.train.epochs
+    scheduler = build_scheduler(optimizer, cfg.train.schedule, total_steps, cfg.train.warmup_ratio,
+                                **schedule_options(cfg.train))
+    return optimizer, scheduler, total_steps
+
+
+@dataclass
+class Assembly:
+    model: torch.nn.Module
+    bundle: object
+    plans: list
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    total_steps: int
+    device: torch.device
+
+
+def assemble(cfg: Config) -> Assembly:
+    """Data, model, plans, optimizer and scheduler as `train` builds them, without training
+    (for `tunewright lr-plot` and `lr-find`)."""
+    from .peft import apply_method
+    from .strategies import plan_strategy
+
+    device = resolve_device(cfg.train.device)
+    _, model, _, bundle = prepare(cfg)
+    plans = [plan_strategy(model, cfg)]
+    plans.append(apply_method(model, cfg, plans[0]))
+    model.to(device)
+    optimizer, scheduler, total_steps = build_optimization(model, cfg, plans, len(bundle.train))
+    return Assembly(model, bundle, plans, optimizer, scheduler, total_steps, device)
 
 
 def train(config, overrides: list[str] | None = None, *, resume: bool = False, overwrite: bool = False,
@@ -106,11 +151,12 @@ def train(config, overrides: list[str] | None = None, *, resume: bool = False, o
     """Fine-tune as the config says and return the run folder and its summary.
 
     `config` is a Config, a dict, or a YAML path; `overrides` are `key.sub=value` strings; extra
-    `callbacks` (plain objects with `on_*` methods, see train/events.py) join the run's own.
+    `callbacks` (plain objects with `on_*` methods, see training/events.py) join the run's own.
     """
+    from .data.augment import batch_augmentations
     from .models import save_run_model
-    from .peft import apply_method
-    from .strategies import plan_strategy
+    from .peft import apply_method, checkpoint_state, restore_saved, save_options
+    from .strategies import FitData, plan_strategy
     from .training.checkpoint import latest_valid, load_checkpoint
 
     cfg = as_config(config, overrides, **kwargs)
@@ -130,15 +176,17 @@ def train(config, overrides: list[str] | None = None, *, resume: bool = False, o
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(dump_yaml(cfg))
-    plans = [plan_strategy(model, cfg), apply_method(model, cfg)]
+    plans = [plan_strategy(model, cfg)]
+    plans.append(apply_method(model, cfg, plans[0]))  # the method keeps what the strategy chose (docs/peft.md)
     model.to(device)
-    lr_scale = {k: v for p in plans for k, v in p.lr_scale.items()}
-    groups = param_groups(model, cfg.train.lr, cfg.train.weight_decay, lr_scale)
-    optimizer = build_optimizer(groups, cfg.train.optimizer, cfg.train.lr, cfg.train.momentum)
-
-    steps_per_epoch = -(-(-(-len(bundle.train) // cfg.train.batch_size)) // cfg.train.grad_accum)
-    total_steps = cfg.train.max_steps or steps_per_epoch * cfg.train.epochs
-    scheduler = build_scheduler(optimizer, cfg.train.schedule, total_steps, cfg.train.warmup_ratio)
+    optimizer, scheduler, total_steps = build_optimization(model, cfg, plans, len(bundle.train))
+    data = FitData.of(model, bundle)           # what fit() trains on; a plan may swap in a feature cache
+    for p in plans:
+        if p.prepare is not None:
+            data = p.prepare(data, cfg, device)
+    notes = list(bundle.notes) + [n for p in plans for n in p.notes]
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr, flush=True)
 
     weights = None
     if cfg.data.imbalance == "weight" and bundle.num_labels and cfg.task in ("classification", "image_classification"):
@@ -151,12 +199,18 @@ def train(config, overrides: list[str] | None = None, *, resume: bool = False, o
 
     eval_bs = cfg.train.eval_batch_size or 2 * cfg.train.batch_size
 
-    def evaluate() -> dict:
-        return {"val": evaluate_dataset(model, bundle.val, bundle.collate, cfg.task, bundle.num_labels,
-                                        eval_bs, precision)}
+    def evaluate_split(split: str) -> dict:
+        m, ds, collate = data.evals[split]     # the TaskModel, or a head over cached features
+        return evaluate_dataset(m, ds, collate, cfg.task, bundle.num_labels, eval_bs, precision)
 
-    def save_best(m) -> None:
-        save_run_model(m, run_dir / "model", to_dict(cfg), bundle.label_names, preprocessor)
+    def evaluate() -> dict:
+        return {"val": evaluate_split("val")}
+
+    # Always the whole TaskModel, also when fit() trains a head over a feature cache.
+    # PEFT runs: only the adapter and the head (tunewright.peft.save_options).
+    def save_best(_trained=None) -> None:
+        save_run_model(model, run_dir / "model", to_dict(cfg), bundle.label_names, preprocessor,
+                       **save_options(model, cfg))
 
     state, resume_from, resume_step = None, None, None
     if resume:
@@ -169,38 +223,38 @@ def train(config, overrides: list[str] | None = None, *, resume: bool = False, o
     for t in trackers:
         t.log_params(flatten(to_dict(cfg)))
     cbs = CallbackList()
-    cbs.callbacks += [TrackerLogger(trackers), Progress(cfg.train.progress), BestModelSaver(save_best)]
+    from .training.grad_norms import GradNormLogger  # before TrackerLogger: it adds grad_norm/<group> to rows
+    cbs.callbacks += [GradNormLogger(), TrackerLogger(trackers), Progress(cfg.train.progress), BestModelSaver(save_best)]
     if cfg.train.early_stopping_patience:
         cbs.callbacks.append(EarlyStopping(cfg.train.early_stopping_patience))
     for p in plans:
         cbs.callbacks += p.callbacks
+    cbs.callbacks += batch_augmentations(cfg, bundle.num_labels)   # MixUp / CutMix
     cbs.callbacks += list(callbacks or [])
-    cbs.callbacks.append(Checkpointer(ckpt_dir, cfg.checkpoint.every_steps, cfg.checkpoint.keep_last, cbs))
+    cbs.callbacks.append(Checkpointer(ckpt_dir, cfg.checkpoint.every_steps, cfg.checkpoint.keep_last, cbs,
+                                      model_state=checkpoint_state(model, cfg)))  # PEFT: no frozen base
 
     if resume_from is not None:
-        trainer_state = load_checkpoint(resume_from, model=model, optimizer=optimizer, scheduler=scheduler)
+        trainer_state = load_checkpoint(resume_from, model=data.model, optimizer=optimizer, scheduler=scheduler)
         state = TrainState.from_dict(trainer_state["loop"])
         cbs.load_state_dict(trainer_state.get("callbacks", {}))
         print(f"resumed from {resume_from} (step {state.step}, epoch {state.epoch}, batch {state.batch_in_epoch})")
 
     try:
-        state = fit(model, bundle.train, bundle.collate, optimizer, scheduler, cfg, loss_fn=loss_fn,
+        state = fit(data.model, data.train, data.collate, optimizer, scheduler, cfg, loss_fn=loss_fn,
                     precision=precision, evaluate=evaluate, callbacks=cbs, state=state,
-                    lengths=bundle.lengths.get("train"), sample_weights=sample_weights)
-    finally:
+                    lengths=data.lengths, sample_weights=sample_weights)
+    except BaseException:
         for t in trackers:
             t.close()
+        raise
 
     # Final numbers come from the best weights, the ones `model/` holds.
-    best = run_dir / "model" / "model.safetensors"
-    if best.exists():
-        from .models import load_weights_into
-        load_weights_into(model, best)
-    else:  # no evaluation improved (e.g. NaN metric): keep and save the last weights
-        save_best(model)
+    if not restore_saved(model, run_dir / "model"):  # the full state dict, or the adapter + head
+        save_best(model)  # no evaluation improved (e.g. NaN metric): keep and save the last weights
     summary = {
-        "val": evaluate_dataset(model, bundle.val, bundle.collate, cfg.task, bundle.num_labels, eval_bs, precision),
-        "test": evaluate_dataset(model, bundle.test, bundle.collate, cfg.task, bundle.num_labels, eval_bs, precision),
+        "val": evaluate_split("val"),
+        "test": evaluate_split("test"),
     }
     trainable, total = count_params(model)
     metric, mode = monitored(cfg.task, cfg.train.metric)
@@ -211,27 +265,36 @@ def train(config, overrides: list[str] | None = None, *, resume: bool = False, o
         "steps": state.step, "epochs_run": round(state.epoch_float if state.batch_in_epoch else state.epoch, 3),
         "samples_per_s": round(state.samples_seen / max(state.train_seconds, 1e-9), 2),
         "stop_reason": state.stop_reason, "nonfinite_steps_skipped": state.nonfinite_total,
-        "bad_rows": len(bundle.bad_rows), "notes": list(bundle.notes), "precision": precision.name, "device": str(device),
+        "cache_seconds": round(data.cache_seconds, 2),
+        "bad_rows": len(bundle.bad_rows), "notes": notes, "precision": precision.name, "device": str(device),
         "sizes": {k: len(getattr(bundle, k)) for k in ("train", "val", "test")},
         "label_names": bundle.label_names, "run_dir": str(run_dir),
     })
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    for t in trackers:  # final numbers and the saved model (PEFT runs: the adapter and head) as artifacts
+        if hasattr(t, "log_summary"):
+            t.log_summary(summary)
+        t.log_artifact(run_dir / "model")
+        t.log_artifact(run_dir / "summary.json")
+        t.close()
     return RunResult(run_dir, cfg, summary, model if keep_model else None)
 
 
 
 def load_run(run_dir) -> tuple[Config, torch.nn.Module, object, dict]:
     """A finished run's (config, best model in eval mode, preprocessor, model meta incl. label_names),
-    rebuilt from `model/` alone: no pretrained download is needed."""
+    rebuilt from `model/` alone (no pretrained download), except for PEFT runs, which save only the
+    adapter and the head: their backbone comes from its pretrained source (packaged, cache or hub)."""
     from .errors import ModelLoadError
     from .models import load_run_model
-    from .peft import apply_method
+    from .peft import apply_method, load_run_adapter
 
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise ModelLoadError(f"{run_dir} is not a tunewright run folder (no config.yaml).")
     cfg = load_config(run_dir / "config.yaml")
-    model, preprocessor, meta = load_run_model(run_dir / "model", before_load=lambda m, meta: apply_method(m, cfg))
+    model, preprocessor, meta = load_run_model(run_dir / "model", before_load=lambda m, meta: apply_method(m, cfg),
+                                               adapter_loader=load_run_adapter)
     return cfg, model, preprocessor, meta
 
 

@@ -16,7 +16,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-SUBCOMMANDS = ["train", "eval", "predict", "assets", "demo", "config"]
+SUBCOMMANDS = ["train", "eval", "predict", "generate", "merge", "lr-plot", "lr-find", "assets", "demo", "config",
+               "compare", "report", "analyze", "tune", "advise",
+               "multitask", "continual", "meta-train", "adapt", "domain-adapt"]
 
 
 def build_parser() -> argparse.ArgumentParser:

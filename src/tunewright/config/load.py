@@ -168,6 +168,11 @@ def validate(cfg: Config) -> None:
         if name not in TRACKERS:
             raise ConfigError(f"tracking: {name!r} is not a tracker; choose from {', '.join(TRACKERS)}."
                               + _suggest(name, TRACKERS))
+    # Strategy, schedule and augmentation options: the modules that use them hold their rules.
+    from ..data.augment import check_augmentation
+    from ..strategies.options import check_options
+    check_options(cfg)
+    check_augmentation(cfg)
 
 
 def describe_schema(cls=Config, prefix: str = "") -> list[tuple[str, str, str]]:

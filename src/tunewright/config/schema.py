@@ -19,7 +19,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SCHEDULES = ("constant", "linear", "cosine", "polynomial", "one_cycle", "slanted_triangular")
 IMBALANCE = ("none", "weight", "sample")
 LAYER_LR = ("none", "ulmfit", "decay")
-TRACKERS = ("jsonl", "tensorboard")  # issue 5 adds mlflow and wandb
+TRACKERS = ("jsonl", "tensorboard", "mlflow", "wandb")  # neptune: its client downgrades python-dateutil 4 -> 2.9
 
 
 def opt(default: Any, help: str, choices: tuple | None = None, **kw) -> Any:
@@ -249,6 +249,93 @@ class IA3Options:
     lr: float = opt(3e-3, "Peak learning rate of the scaling vectors and the head (Liu et al. 2022, T-Few: 3e-3).")
 
 
+# --- beyond single-task fine-tuning (docs/beyond.md); drivers built on fit() -----------------------
+
+MT_SAMPLING = ("proportional", "temperature", "round_robin")
+MT_WEIGHTING = ("fixed", "uncertainty")
+CL_METHODS = ("naive", "ewc", "online_ewc", "replay", "lwf", "adapters")
+META_ALGOS = ("maml", "fomaml", "anil")
+DA_METHODS = ("source_only", "dann", "coral", "mmd")
+
+
+@dataclass
+class MultitaskOptions:
+    tasks: list = opt(["reuters-r8", "20newsgroups", "drug-reviews"], "Packaged text datasets (or files with "
+                      "text/label columns), one task and one head each, on one shared backbone.")
+    train_subset: Optional[int] = opt(600, "Stratified training rows per task (None: all).")
+    test_subset: Optional[int] = opt(400, "Stratified test rows per task (None: all).")
+    task_train_sizes: list = opt([], "Optional, one per task: keep a stratified subset of this many of the loaded "
+                                 "training rows (unequal sizes are what the sampling schemes differ on).")
+    sampling: str = opt("temperature", "Which task each batch comes from: proportional to its size, "
+                        "temperature (p_i ~ n_i^(1/T)), or round_robin.", MT_SAMPLING)
+    temperature: float = opt(2.0, "sampling temperature T: 1 is proportional, large T approaches uniform.")
+    weighting: str = opt("fixed", "Loss weights: fixed (loss_weights), or uncertainty (Kendall et al. 2018: "
+                         "exp(-s_i) L_i + s_i, s_i = log sigma_i^2 learned).", MT_WEIGHTING)
+    loss_weights: list = opt([], "weighting fixed: one weight per task (empty: all 1).")
+    task_adapters: bool = opt(False, "Give each task its own residual bottleneck adapter on the shared "
+                              "features, before its head.")
+    adapter_dim: int = opt(64, "task_adapters: bottleneck width.")
+    single_task_baseline: bool = opt(True, "Also train each task alone with the same budget and report "
+                                     "multi-task minus single-task (negative transfer when < 0).")
+    cache_features: bool = opt(True, "Encode texts once with the frozen model.name backbone and train a shared "
+                               "trunk (tunewright.zoo:mlp_trunk) and the heads on the cached features.")
+
+
+@dataclass
+class ContinualOptions:
+    method: str = opt("naive", "naive fine-tuning; ewc / online_ewc (Kirkpatrick et al. 2017; Schwarz et al. "
+                      "2018); replay (reservoir buffer); lwf (Li & Hoiem 2016); adapters (one per task, "
+                      "backbone frozen after the first task).", CL_METHODS)
+    benchmark: str = opt("split-fashion-mnist", "split-fashion-mnist (5 tasks of 2 classes) or text (the "
+                         "text_tasks sequence on frozen MiniLM features).", ("split-fashion-mnist", "text"))
+    text_tasks: list = opt(["reuters-r8", "20newsgroups", "drug-reviews"], "benchmark text: datasets in order.")
+    scenario: str = opt("task", "task: the task id is known and only its classes compete (task-incremental); "
+                        "class: every class seen so far competes, no task id (class-incremental).", ("task", "class"))
+    train_per_task: Optional[int] = opt(2000, "Stratified training rows per task (None: all).")
+    test_per_task: Optional[int] = opt(1000, "Stratified test rows per task (None: all).")
+    ewc_lambda: float = opt(100.0, "ewc: the penalty lambda/2 * sum_i F_i (w_i - w*_i)^2.")
+    ewc_gamma: float = opt(0.9, "online_ewc: F <- gamma F_old + F_new (Schwarz et al. 2018).")
+    fisher_batches: int = opt(20, "ewc: batches used to estimate the diagonal Fisher after each task.")
+    buffer_size: int = opt(500, "replay: reservoir buffer capacity (examples).")
+    replay_batch: int = opt(32, "replay: buffer examples mixed into every batch.")
+    lwf_alpha: float = opt(1.0, "lwf: weight of the distillation term.")
+    lwf_temperature: float = opt(2.0, "lwf: softmax temperature T (the term is scaled by T^2).")
+    adapter_dim: int = opt(32, "adapters: bottleneck width of each task's adapter.")
+
+
+@dataclass
+class MetaOptions:
+    algorithm: str = opt("maml", "maml (second order, Finn et al. 2017), fomaml (first order), anil (inner loop "
+                         "adapts the head only, Raghu et al. 2020).", META_ALGOS)
+    dataset: str = opt("fashion-mnist", "Packaged image dataset whose classes are split into meta-train/test.")
+    test_classes: list = opt([5, 6, 7, 8, 9], "Class ids held out for meta-test; never sampled in meta-training.")
+    n_way: int = opt(5, "Classes per episode.")
+    k_shot: int = opt(5, "Labeled support examples per class.")
+    q_queries: int = opt(15, "Query examples per class (the outer loss / the score).")
+    meta_batch: int = opt(4, "Episodes per meta-update.")
+    meta_iterations: int = opt(300, "Meta-updates.")
+    inner_lr: float = opt(0.4, "Inner-loop SGD learning rate alpha.")
+    inner_steps: int = opt(1, "Inner-loop steps during meta-training.")
+    test_inner_steps: int = opt(10, "Inner-loop steps when adapting at test time.")
+    test_episodes: int = opt(200, "Meta-test episodes (accuracy is reported with a 95% CI).")
+    per_class: int = opt(300, "Images kept per class (seeded), to bound memory and time.")
+    zero_head: bool = opt(False, "Start every episode's inner loop from a zero head instead of a meta-learned one "
+                          "(Kao et al. 2022's zeroing trick; labels are permuted per episode). Needed by anil "
+                          "with few inner steps, whose head otherwise barely moves from its random start.")
+
+
+@dataclass
+class DomainOptions:
+    method: str = opt("dann", "source_only, dann (Ganin et al. 2016), coral (Sun & Saenko 2016) or mmd "
+                      "(Long et al. 2015).", DA_METHODS)
+    source: str = opt("digits", "Labeled source: a packaged image dataset.")
+    target: str = opt("mnist", "Target: a packaged image dataset; its labels are used only to score.")
+    eval_fraction: float = opt(0.5, "Share of the target held out (labels only for scoring); the rest is the "
+                               "unlabeled adaptation data.")
+    weight: float = opt(1.0, "Weight of the alignment term added to the source loss.")
+    dann_gamma: float = opt(10.0, "dann: lambda_p = 2 / (1 + exp(-gamma p)) - 1 over training progress p.")
+
+
 @dataclass
 class Config:
     run_name: str = opt("run", "Name of the run; output goes to <output_dir>/<run_name>/.")
@@ -265,6 +352,10 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig, metadata={"help": "Optimisation and evaluation."})
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig, metadata={"help": "Resumable checkpoints."})
     tracking: list = opt([], "Extra trackers besides metrics.jsonl (always written).", TRACKERS)
+    compare: list = opt([], "Variants for `tunewright compare` (docs/choosing.md): strategy or method names "
+                        "(`full`, `lora`), or mappings `{name: lora_r4, method: lora, lora.r: 4}` of dotted overrides.")
+    search_space: dict = opt({}, "`tunewright tune`: dotted key -> `loguniform(a, b)`, `uniform(a, b)`, "
+                             "`int(a, b)` or a list of choices, e.g. {train.lr: 'loguniform(1e-5, 1e-2)', lora.r: [4, 8]}.")
     peft: PeftOptions = field(default_factory=PeftOptions, metadata={"help": "Options shared by every method."})
     lora: LoraOptions = field(default_factory=LoraOptions, metadata={"help": "method: lora."})
     adalora: AdaLoraOptions = field(default_factory=AdaLoraOptions, metadata={"help": "method: adalora."})
@@ -275,3 +366,11 @@ class Config:
     adapter: AdapterOptions = field(default_factory=AdapterOptions, metadata={"help": "method: adapter (bottleneck)."})
     bitfit: BitFitOptions = field(default_factory=BitFitOptions, metadata={"help": "method: bitfit."})
     ia3: IA3Options = field(default_factory=IA3Options, metadata={"help": "method: ia3."})
+    multitask: MultitaskOptions = field(default_factory=MultitaskOptions,
+                                        metadata={"help": "tunewright multitask (docs/beyond.md)."})
+    continual: ContinualOptions = field(default_factory=ContinualOptions,
+                                        metadata={"help": "tunewright continual (docs/beyond.md)."})
+    meta: MetaOptions = field(default_factory=MetaOptions, metadata={"help": "tunewright meta-train / adapt "
+                                                                     "(docs/beyond.md)."})
+    domain: DomainOptions = field(default_factory=DomainOptions,
+                                  metadata={"help": "tunewright domain-adapt (docs/beyond.md)."})

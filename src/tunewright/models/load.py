@@ -161,8 +161,13 @@ def make_preprocessor(model: TaskModel, extra: Any, image_size: int, tokenizer_d
     if model.modality == "tensor":
         return None
     if src["type"] == "efficientnet":
-        # The package's own input size (224): static "same" padding was computed for it.
-        return ImageSpec.preset("minus_one_to_one", size=224)
+        # Trained at 224. Its static "same" padding was computed for 224, and it pads the same for
+        # every side that is a multiple of 32 (every stride-2 layer then sees an even side), so
+        # smaller inputs such as 128 (3x cheaper on a CPU) run the network as designed.
+        if image_size % 32:
+            raise ModelLoadError(f"data.image_size: {image_size} is not allowed for {src.get('variant')}; use a "
+                                 f"multiple of 32 (it was trained at 224).")
+        return ImageSpec.preset("minus_one_to_one", size=image_size)
     if src["type"] == "hf":
         return hf.hf_image_spec(src, model.backbone.config, image_size)
     # An image factory: its `image_spec` attribute, else pixels in [0, 1] at data.image_size.

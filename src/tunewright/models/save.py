@@ -5,6 +5,12 @@
                                  *source* with its HF config (enough to rebuild it from config)
     <dir>/tokenizer files        text models only (tokenizer.json, tokenizer_config.json, ...)
 
+A run with a parameter-efficient method saves only its adapter and head instead of the full state
+dict (``adapter=``, see ``tunewright.peft``): ``<dir>/adapter/`` in peft's format and
+``<dir>/head.safetensors``. Reloading then builds the backbone from its pretrained source and puts
+the adapter on it (``adapter_loader=``). ``full=True`` writes the full state dict as well: needed
+when the pretrained source cannot rebuild the same base (a user factory's random init).
+
 Weights are safetensors only (no pickle, ever). Tied tensors (Llama's lm_head = embed_tokens)
 share storage, which safetensors refuses; ``safetensors.torch.save_model`` writes each shared
 tensor once and ``load_model`` restores the tie. Each file is written to a temp name and renamed,
@@ -65,11 +71,21 @@ def _jsonable(obj: Any) -> Any:
 
 
 def save_run_model(model: TaskModel, out_dir, cfg_dict: Optional[dict], label_names: Optional[list],
-                   preprocessor: Any = None) -> Path:
-    """Write ``model`` (+ tokenizer or image spec) to ``out_dir``; returns the folder."""
+                   preprocessor: Any = None, adapter: Optional[Callable[[Path], dict]] = None,
+                   full: bool = True) -> Path:
+    """Write ``model`` (+ tokenizer or image spec) to ``out_dir``; returns the folder.
+
+    ``adapter(out_dir) -> dict`` writes a PEFT run's adapter and head and returns what the meta records;
+    ``full`` says whether the full state dict is written too (always, when there is no adapter).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _atomic(out / WEIGHTS, lambda tmp: st_save_model(model, tmp, metadata={"format": "pt"}))
+    full = full or adapter is None
+    if full:
+        _atomic(out / WEIGHTS, lambda tmp: st_save_model(model, tmp, metadata={"format": "pt"}))
+    elif (out / WEIGHTS).exists():
+        (out / WEIGHTS).unlink()          # a stale full copy must not shadow the adapter on reload
+    adapter_meta = adapter(out) if adapter is not None else None
     tokenizer = preprocessor is not None and hasattr(preprocessor, "save_pretrained")
     if tokenizer:
         preprocessor.save_pretrained(str(out))
@@ -83,7 +99,9 @@ def save_run_model(model: TaskModel, out_dir, cfg_dict: Optional[dict], label_na
         "source": model.source,           # backbone recipe incl. the HF config dict
         "image_spec": spec.to_dict() if spec else None,
         "tokenizer": tokenizer,
-        "weights_bytes": (out / WEIGHTS).stat().st_size,
+        "weights": "full" if full else "adapter",
+        "weights_bytes": (out / WEIGHTS).stat().st_size if full else None,
+        "adapter": adapter_meta,
         "config": cfg_dict,
     }
     _atomic(out / META, lambda tmp: Path(tmp).write_text(json.dumps(_jsonable(meta), indent=2)))
@@ -132,18 +150,42 @@ def load_weights_into(model: torch.nn.Module, weights_path) -> None:
                               f"unexpected {sorted(unexpected)[:5]}.{hint}")
 
 
-def load_run_model(model_dir, before_load: Optional[Callable[[TaskModel, dict], Any]] = None
+def _pretrained_source(source: dict) -> dict:
+    """The saved recipe, with a packaged model's path found again (site-packages or cache may have moved)."""
+    source = dict(source)
+    if source.get("type") == "hf" and source.get("packaged"):
+        from tunewright.assets.models import get_model_asset
+        source["name_or_path"] = str(get_model_asset(source["packaged"]).prepare())
+    return source
+
+
+def load_run_model(model_dir, before_load: Optional[Callable[[TaskModel, dict], Any]] = None,
+                   adapter_loader: Optional[Callable[[TaskModel, Path, dict], Any]] = None
                    ) -> tuple[TaskModel, Any, dict]:
     """Rebuild a saved model from its description and load its weights; ``(model, preprocessor, meta)``.
 
     ``before_load(model, meta)`` runs between rebuilding and loading, e.g. to apply the PEFT
-    method the run used, so the parameter names match. A factory backbone re-imports and re-runs
-    the user's factory (that runs their code, as at training time). The model is returned in eval mode.
+    method the run used, so the parameter names match. A folder that holds only an adapter and a
+    head is rebuilt from the pretrained backbone, then ``adapter_loader(model, model_dir, meta)`` puts
+    them on it (``tunewright.run.load_run`` passes ``tunewright.peft.load_run_adapter``). A factory
+    backbone re-imports and re-runs the user's factory (that runs their code, as at training time).
+    The model is returned in eval mode.
     """
-    from tunewright.models.load import build_task_model, make_preprocessor
+    from tunewright.models.load import build_task_model
 
     model_dir = Path(model_dir)
     meta = read_meta(model_dir)
+    if meta.get("weights") == "adapter":
+        if adapter_loader is None:
+            raise ModelLoadError(f"{model_dir} holds only a parameter-efficient adapter and its head; load it with "
+                                 f"tunewright.run.load_run(run_dir) or tunewright.peft.load_adapter(model, dir).")
+        model, extra = build_task_model(_pretrained_source(meta["source"]), task=meta["task"],
+                                        num_labels=meta["num_labels"], pooling=meta["pooling"],
+                                        head_dropout=meta.get("head_dropout", 0.0), pretrained=True,
+                                        name=meta.get("model_name", ""))
+        adapter_loader(model, model_dir, meta)
+        model.eval()
+        return model, _preprocessor(model, extra, meta, model_dir), meta
     weights = model_dir / WEIGHTS
     if not weights.is_file():
         raise CheckpointError(f"Weights file {weights} is missing.")
@@ -158,10 +200,13 @@ def load_run_model(model_dir, before_load: Optional[Callable[[TaskModel, dict], 
         before_load(model, meta)
     load_weights_into(model, weights)
     model.eval()
+    return model, _preprocessor(model, extra, meta, model_dir), meta
+
+
+def _preprocessor(model: TaskModel, extra: Any, meta: dict, model_dir: Path) -> Any:
+    from tunewright.models.load import make_preprocessor
     if meta.get("image_spec"):
-        preprocessor = ImageSpec.from_dict(meta["image_spec"])
-    elif meta.get("tokenizer"):
-        preprocessor = make_preprocessor(model, extra, 224, tokenizer_dir=str(model_dir))
-    else:
-        preprocessor = None
-    return model, preprocessor, meta
+        return ImageSpec.from_dict(meta["image_spec"])
+    if meta.get("tokenizer"):
+        return make_preprocessor(model, extra, 224, tokenizer_dir=str(model_dir))
+    return None

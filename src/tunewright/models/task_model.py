@@ -80,8 +80,15 @@ class TaskModel(nn.Module):
         """Last-layer token states ``(B, T, H)`` of a text backbone."""
         if self.task == "causal_lm":  # backbone is *ForCausalLM: ask for hidden states, skip the cache
             out = self.backbone(**self._text_inputs(batch), output_hidden_states=True, use_cache=False)
-            return out.hidden_states[-1]
-        return self.backbone(**self._text_inputs(batch)).last_hidden_state
+            return self._own_positions(out.hidden_states[-1], batch)
+        return self._own_positions(self.backbone(**self._text_inputs(batch)).last_hidden_state, batch)
+
+    @staticmethod
+    def _own_positions(x: torch.Tensor, batch: dict) -> torch.Tensor:
+        """``(B, n + T, ...) -> (B, T, ...)``: prompt tuning prepends n virtual tokens inside the backbone;
+        the last T positions are the batch's own tokens, so ``attention_mask`` and labels line up again."""
+        T = batch["input_ids"].shape[1]
+        return x[:, -T:] if x.shape[1] > T else x
 
     def features(self, batch: dict) -> torch.Tensor:
         """One vector per example, ``(B, H)``: what the head sees (before its dropout)."""
@@ -100,7 +107,8 @@ class TaskModel(nn.Module):
     # --- the task's part -----------------------------------------------------------------------
     def forward(self, batch: dict) -> torch.Tensor:
         if self.task == "causal_lm":
-            return self.backbone(**self._text_inputs(batch), use_cache=False).logits  # (B, T, V)
+            logits = self.backbone(**self._text_inputs(batch), use_cache=False).logits
+            return self._own_positions(logits, batch)                                  # (B, T, V)
         logits = self.head(self.features(batch))                                   # (B, C)
         return logits.squeeze(-1) if self.task == "regression" else logits         # regression: (B,)
 

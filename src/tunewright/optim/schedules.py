@@ -5,7 +5,10 @@ Why not only `torch.optim.lr_scheduler`: torch has no slanted-triangular schedul
 A pure multiplier wrapped in `LambdaLR` resumes exactly from `last_epoch` alone and is trivial to
 plot for every param group before training (`tunewright lr-plot`).
 
-Each function takes `step` (0-based optimizer step) and `total` steps.
+Each function takes `step` (0-based optimizer step) and `total` steps. Where torch has the
+schedule, the function equals it step for step (tests/unit/optim/test_schedules_vs_torch.py):
+constant/linear warmup = LinearLR, cosine = CosineAnnealingLR, polynomial = PolynomialLR,
+one_cycle = OneCycleLR. Slanted triangular is ULMFiT's and exists only here.
 """
 from __future__ import annotations
 
@@ -54,13 +57,17 @@ def slanted_triangular(step: int, total: int, warmup: int = 0, cut_frac: float =
 
 def one_cycle(step: int, total: int, warmup: int = 0, pct_start: float = 0.3, div: float = 25.0,
               final_div: float = 1e4) -> float:
-    """Smith's one-cycle LR with cosine annealing (torch OneCycleLR's default shape, LR only)."""
-    up = max(1, int(total * pct_start))
-    if step < up:
-        return (1 / div) + (1 - 1 / div) * 0.5 * (1 - math.cos(math.pi * step / up))
-    progress = min(1.0, (step - up) / max(1, total - up))
-    lo = 1 / (div * final_div)
-    return lo + (1 - lo) * 0.5 * (1 + math.cos(math.pi * progress))
+    """Smith's one-cycle LR (Smith & Topin 2019), exactly torch's OneCycleLR (cosine, two phases).
+
+    Cosine from 1/div up to 1 over steps [0, pct_start*total - 1], then cosine down to
+    1/(div*final_div) at step total - 1. (`warmup` is unused: the first phase is the warmup.)
+    """
+    def anneal(a: float, b: float, pct: float) -> float:
+        return b + (a - b) / 2 * (math.cos(math.pi * min(max(pct, 0.0), 1.0)) + 1)
+    peak = pct_start * total - 1
+    if peak > 0 and step <= peak:
+        return anneal(1 / div, 1.0, step / peak)
+    return anneal(1.0, 1 / (div * final_div), (step - max(peak, 0)) / max(total - 1 - max(peak, 0), 1e-9))
 
 
 SCHEDULES = {"constant": constant, "linear": linear, "cosine": cosine, "polynomial": polynomial,
@@ -75,6 +82,15 @@ def schedule_fn(name: str, total: int, warmup: int, **kw):
 
 def _call(fn, step, total, warmup, kw):
     return fn(step, total, warmup, **kw)
+
+
+def schedule_options(train_cfg) -> dict:
+    """The keyword arguments of `train_cfg.schedule`'s function, from the train config section."""
+    t = train_cfg
+    return {"slanted_triangular": {"cut_frac": t.cut_frac, "ratio": t.stlr_ratio},
+            "one_cycle": {"pct_start": t.pct_start, "div": t.div_factor, "final_div": t.final_div_factor},
+            "polynomial": {"power": t.power, "min_ratio": t.min_lr_ratio},
+            "cosine": {"min_ratio": t.min_lr_ratio}}.get(t.schedule, {})
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, name: str, total: int, warmup_ratio: float, **kw):

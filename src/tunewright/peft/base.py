@@ -127,8 +127,11 @@ def flags(model: nn.Module) -> dict[int, bool]:
 
 def train_only(model, cfg, own: str, before: dict[int, bool]) -> list[str]:
     """Freeze everything except: parameters whose name matches ``own`` (the method's), the head
-    (``peft.train_head``), and what a strategy other than ``full`` chose. Returns the method's names."""
-    rule, keep = re.compile(own), cfg.strategy != "full"
+    (``peft.train_head``), and what a strategy that selects parameters (partial, feature_extraction)
+    chose. Strategies that let everything train (full, lp_ft, gradual unfreezing) leave the choice to
+    the method. Returns the method's names."""
+    from ..strategies import TRAINS_EVERYTHING
+    rule, keep = re.compile(own), cfg.strategy not in TRAINS_EVERYTHING
     mine = []
     for name, p in model.named_parameters():
         if rule.search(name):
@@ -210,7 +213,7 @@ def save_adapter(model, out_dir, method: str, name: str, module: str, options: d
                     shutil.move(str(f), tmp / f.name)
             shutil.rmtree(staging)
             adapter_keys.update(n for n, _ in model.named_parameters() if f".{name}." in n and n.startswith("backbone.")
-                                and _is_peft_param(n))
+                                and _is_adapter_param(n))
         else:
             rule = re.compile(own)
             state = {n: p for n, p in model.named_parameters() if rule.search(n)}
@@ -225,24 +228,25 @@ def save_adapter(model, out_dir, method: str, name: str, module: str, options: d
         (tmp / INFO).write_text(json.dumps(info, indent=2))
 
     _atomic_dir(out / ADAPTER_DIR, fill)
-    # The head, and anything else that trained outside the adapter (a strategy's layers).
+    # The head, anything else that trained outside the adapter (a strategy's layers), and the buffers
+    # (BatchNorm running statistics move in training even when the weights are frozen).
     extra = {n: p.detach().contiguous().cpu() for n, p in model.named_parameters()
              if n.startswith("head.") or (p.requires_grad and n not in adapter_keys and not _is_adapter_param(n))}
+    persistent = set(model.state_dict())
+    extra.update({n: b.detach().contiguous().cpu() for n, b in model.named_buffers()
+                  if n in persistent and b.is_floating_point()})
     tmp_head = out / f".{HEAD_FILE}.tmp"
     save_file(extra, str(tmp_head), metadata={"format": "pt"})
     os.replace(tmp_head, out / HEAD_FILE)
     return {"method": method, "backend": backend, "adapter_name": name, "dir": ADAPTER_DIR, "head": HEAD_FILE}
 
 
-_PEFT_PARAM = re.compile(r"\.(lora_[A-Za-z_]+|ia3_l|prompt_encoder|adapter)\.|^backbone\.prompt_encoder\.")
-
-
-def _is_peft_param(name: str) -> bool:
-    return bool(_PEFT_PARAM.search(name))
+# Any adapter's parameter, whichever method and name: never part of head.safetensors.
+_ADAPTER_PARAM = re.compile(r"\.(lora_[A-Za-z_]+|ia3_l|prompt_encoder|adapter)\.|^backbone\.prompt_encoder\.")
 
 
 def _is_adapter_param(name: str) -> bool:
-    return _is_peft_param(name)
+    return bool(_ADAPTER_PARAM.search(name))
 
 
 def read_info(adapter_dir: Path) -> dict:
@@ -285,8 +289,8 @@ def _load_head(model, folder: Path, name: str, activate: bool) -> None:
         heads(model)[name] = head
         if activate:
             model.head = head
-    if rest:  # trained outside the adapter (by a strategy): shared by every adapter on this base
-        missing = [k for k in rest if k not in dict(model.named_parameters())]
+    if rest:  # trained outside the adapter (a strategy's layers), and buffers: shared by every adapter here
+        missing = [k for k in rest if k not in model.state_dict()]
         if missing:
             raise ModelLoadError(f"{folder / HEAD_FILE}: parameters {missing[:3]} are not in the model.")
         model.load_state_dict(rest, strict=False)
@@ -305,6 +309,7 @@ def load_adapter(model, path, name: Optional[str] = None, *, activate: bool = Tr
     name = name or info["adapter_name"]
     if name in adapters(model):
         raise MethodError(f"the model already holds an adapter named {name!r}; pass another name.")
+    previous = active_adapter(model)
     if info["backend"] == "peft":
         from peft import PeftModel
         if is_peft(model):
@@ -332,6 +337,8 @@ def load_adapter(model, path, name: Optional[str] = None, *, activate: bool = Tr
         _load_head(model, model_dir, name, activate)
     if activate:
         set_adapter(model, name)
+    elif previous is not None:
+        set_adapter(model, previous)      # adding layers activates them; the previous adapter stays active
     return name
 
 
@@ -350,10 +357,8 @@ def restore_saved(model, model_dir) -> bool:
     state = load_file(str(model_dir / ADAPTER_DIR / PEFT_WEIGHTS))
     if info["backend"] == "peft":
         from peft import set_peft_model_state_dict
-        result = set_peft_model_state_dict(model.backbone, state, adapter_name=name)
-        bad = [k for k in result.unexpected_keys]
-        if bad:
-            raise ModelLoadError(f"{model_dir / ADAPTER_DIR}: unexpected keys {bad[:3]}")
+        # peft's own loader (it knows its special cases: prompt embeddings, AdaLoRA's pruned ranks).
+        set_peft_model_state_dict(model.backbone, state, adapter_name=name)
     else:
         module = importlib.import_module(info["module"])
         rule = re.compile(module.own_pattern(name))
@@ -397,7 +402,7 @@ def set_adapter(model, name: str) -> None:
             layer.set_adapter(name if name in layer.adapter_names() else None)
     if name in heads(model):
         device = next(model.backbone.parameters()).device
-        model.head = heads(model)[name].to(device)
+        model.head = heads(model)[name].to(device).train(model.training)
     for p in model.parameters():
         p.requires_grad_(before.get(id(p), p.requires_grad))
 

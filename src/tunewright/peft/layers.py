@@ -58,7 +58,7 @@ class LoraLayer(nn.Module):
         self.scaling: dict[str, float] = {}
         self.active: Optional[str] = None
         self.merged: Optional[str] = None
-        self._merge_norm: Optional[torch.Tensor] = None
+        self._pre_merge: Optional[torch.Tensor] = None   # DoRA: the weight before merging (exact unmerge)
 
     @property
     def is_conv(self) -> bool:
@@ -106,12 +106,13 @@ class LoraLayer(nn.Module):
         b = self.lora_B[name].weight.flatten(1)                          # (out, r)
         return (b @ a).view_as(w) * self.scaling[name]
 
-    def _dora_weight(self, name: str, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _dora_weight(self, name: str, w: torch.Tensor) -> torch.Tensor:
         v = w + self.delta(name)
-        norm = self._norm(v).detach()                                   # a constant, as in DoRA eq. 5
+        # The norm is a constant (detached), as in DoRA eq. 5; clamped, because pretrained CNNs have
+        # all-zero filters (EfficientNet-Lite0 does), where m = ||w|| = 0 and 0 / 0 would be NaN.
+        norm = self._norm(v).detach().clamp_min(1e-12)
         m = self.lora_magnitude_vector[name].weight.reshape(-1)
-        scale = (m / norm).view(-1, *([1] * (w.dim() - 1)))
-        return scale * v, norm
+        return (m / norm).view(-1, *([1] * (w.dim() - 1))) * v
 
     def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
         name = self.active
@@ -119,7 +120,7 @@ class LoraLayer(nn.Module):
             return self.base_layer(x, *args, **kwargs)
         w = self.base_layer.weight
         if name in self.lora_magnitude_vector:
-            weight, _ = self._dora_weight(name, w)
+            weight = self._dora_weight(name, w)
             return functional_call(self.base_layer, {"weight": weight}, (x, *args), kwargs)
         if self.is_conv:
             return functional_call(self.base_layer, {"weight": w + self.delta(name)}, (x, *args), kwargs)
@@ -136,8 +137,8 @@ class LoraLayer(nn.Module):
             return
         w = self.base_layer.weight
         if name in self.lora_magnitude_vector:
-            merged, self._merge_norm = self._dora_weight(name, w)
-            w.copy_(merged)
+            self._pre_merge = w.detach().clone()        # W' = m V / ||V|| is not invertible where m = 0
+            w.copy_(self._dora_weight(name, w))
         else:
             w.add_(self.delta(name))
         self.merged = name
@@ -149,9 +150,8 @@ class LoraLayer(nn.Module):
             return
         w = self.base_layer.weight
         if name in self.lora_magnitude_vector:
-            m = self.lora_magnitude_vector[name].weight.reshape(-1)
-            scale = (self._merge_norm / m).view(-1, *([1] * (w.dim() - 1)))
-            w.copy_(w * scale - self.delta(name))
+            w.copy_(self._pre_merge)
+            self._pre_merge = None
         else:
             w.sub_(self.delta(name))
         self.merged = None

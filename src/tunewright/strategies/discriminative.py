@@ -19,7 +19,8 @@ from ..errors import ConfigError
 from .groups import GroupIndex
 
 
-def group_scales(order: list[str], mode: str, *, ulmfit_factor: float = 2.6, layer_decay: float = 0.75) -> dict[str, float]:
+def group_scales(order: list[str], mode: str, *, ulmfit_factor: float = 2.6,
+                 layer_decay: float = 0.75) -> dict[str, float]:
     """LR multiple of every group in `order` (bottom -> top, head last)."""
     top = len(order) - 1
     if mode == "none":

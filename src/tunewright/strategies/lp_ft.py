@@ -44,7 +44,7 @@ def linear_probe(head: nn.Module, features: torch.Tensor, labels: torch.Tensor, 
         logits = logits.squeeze(-1) if task == "regression" else logits
         loss = loss_fn(logits, target) + weight_decay / 2 * sum((p ** 2).sum() for p in params if p.dim() > 1)
         loss.backward()
-        evals.append(float(loss))
+        evals.append(loss.item())
         return loss
 
     with torch.enable_grad():

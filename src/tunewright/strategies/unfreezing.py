@@ -27,6 +27,7 @@ When a group unfreezes:
 """
 from __future__ import annotations
 
+import sys
 from typing import Optional, Sequence
 
 from torch import nn
@@ -52,13 +53,13 @@ class GradualUnfreezing:
     """Unfreezes one more layer group at a time; see the module docstring for the schedule."""
 
     def __init__(self, model: nn.Module, index: GroupIndex, *, every: int = 1, at: Sequence[int] = (),
-                 on_plateau: bool = False, patience: int = 1, log=print):
+                 on_plateau: bool = False, patience: int = 1, log=None):
         self.model, self.index = model, index
         self.every, self.at, self.on_plateau, self.patience = every, list(at), on_plateau, patience
         self.unfrozen = 1                  # groups training now, counted from the top (the head is 1)
         self.bad = 0                       # evaluations without improvement (plateau mode)
         self.allowed: Optional[set[str]] = None
-        self.log = log
+        self.log = log or (lambda message: print(f"note: {message}", file=sys.stderr, flush=True))
 
     def scheduled(self, epoch: int) -> int:
         """Groups unfrozen at the start of `epoch` under an epoch schedule (not plateau mode)."""

@@ -92,6 +92,12 @@ def build_trackers(names: list[str], run_dir: Path, resume_step: int | None = No
             continue
         if name == "tensorboard":
             trackers.append(TensorBoardTracker(run_dir / "tensorboard"))
+        elif name == "mlflow":
+            from .mlflow import MlflowTracker
+            trackers.append(MlflowTracker(run_dir))
+        elif name == "wandb":
+            from .wandb import WandbTracker
+            trackers.append(WandbTracker(run_dir, resume_step))
         else:
             raise NotImplementedError(f"tracking: {name!r} is not wired in yet")
     return trackers

@@ -164,10 +164,16 @@ class BestModelSaver:
 
 
 class Checkpointer:
-    """Resumable checkpoints every N steps, or at the end of every epoch when N is None."""
+    """Resumable checkpoints every N steps, or at the end of every epoch when N is None.
 
-    def __init__(self, root: Path, every_steps: int | None, keep_last: int, callbacks: CallbackList):
+    ``model_state(model) -> dict`` replaces the full state dict when only part of the model changes
+    (a PEFT run: its trainable tensors and buffers; the frozen base is rebuilt identically on resume).
+    """
+
+    def __init__(self, root: Path, every_steps: int | None, keep_last: int, callbacks: CallbackList,
+                 model_state: Callable[[Any], dict] | None = None):
         self.root, self.every_steps, self.keep_last, self.callbacks = Path(root), every_steps, keep_last, callbacks
+        self.model_state = model_state
 
         self.last_saved_step: int | None = None
 
@@ -177,7 +183,8 @@ class Checkpointer:
         from .checkpoint import save_checkpoint
         trainer_state = {"loop": ctx.state.to_dict(), "callbacks": self.callbacks.state_dict()}
         save_checkpoint(self.root, ctx.state.step, model=ctx.model, optimizer=ctx.optimizer,
-                        scheduler=ctx.scheduler, trainer_state=trainer_state, keep_last=self.keep_last)
+                        scheduler=ctx.scheduler, trainer_state=trainer_state, keep_last=self.keep_last,
+                        model_state=self.model_state(ctx.model) if self.model_state else None)
         self.last_saved_step = ctx.state.step
 
     def on_step_end(self, ctx) -> None:

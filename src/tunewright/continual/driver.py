@@ -1,0 +1,161 @@
+"""The continual-learning driver: `fit()` once per task, in order, then the accuracy matrix R.
+
+All tasks share one backbone and one output layer over every class. `continual.scenario`:
+- task (task-incremental): each example knows its task, and logits outside its task's classes are
+  masked (-1e9) in the loss and at evaluation ("multi-head" by masking);
+- class (class-incremental): the prediction is over every class seen so far, no task id. The
+  adapters method always uses the task id (it routes each example to its task's adapter).
+Benchmarks:
+- split-fashion-mnist: classes (0,1), (2,3), ..., (8,9) as 5 tasks, on `tunewright.zoo:small_cnn`;
+- text: `continual.text_tasks` in order (default R8 -> 20 Newsgroups -> drug reviews), on frozen
+  MiniLM sentence features (computed once) under a trainable trunk (`tunewright.zoo:mlp_trunk`).
+"""
+from __future__ import annotations
+
+import copy
+import time
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..assets.datasets import FASHION_MNIST_CLASSES, get_dataset
+from ..training.drive import (Examples, accuracy, build_encoder, cross_entropy, fit_examples, image_tensors,
+                              stack_collate, stratified_subset, text_task)
+from .callbacks import EWC, LwF, Replay
+from .core import Reservoir, average_accuracy, backward_transfer, diagonal_fisher, forward_transfer
+
+
+class Bottleneck(nn.Module):
+    """Residual adapter h + W_up relu(W_down h) (Houlsby et al. 2019), zero-initialised up-projection."""
+
+    def __init__(self, dim: int, bottleneck: int):
+        super().__init__()
+        self.down, self.up = nn.Linear(dim, bottleneck), nn.Linear(bottleneck, dim)
+        nn.init.zeros_(self.up.weight)
+        nn.init.zeros_(self.up.bias)
+
+    def forward(self, h):
+        return h + self.up(torch.relu(self.down(h)))
+
+
+class ContinualModel(nn.Module):
+    """Shared backbone -> (optional per-task adapter) -> one linear layer over all classes, masked per task."""
+
+    def __init__(self, encoder: nn.Module, num_classes: int, task_classes: list[list[int]],
+                 adapter_dim: Optional[int] = None):
+        super().__init__()
+        dim = encoder.feature_dim
+        self.backbone, self.head = encoder, nn.Linear(dim, num_classes)
+        self.adapters = (nn.ModuleList([Bottleneck(dim, adapter_dim) for _ in task_classes])
+                         if adapter_dim else None)
+        mask = torch.zeros(len(task_classes), num_classes, dtype=torch.bool)
+        for t, cls in enumerate(task_classes):
+            mask[t, cls] = True
+        self.register_buffer("task_mask", mask)
+        self.last_all_logits = None
+        self.class_incremental, self.seen = False, len(task_classes)   # the driver sets both
+
+    def features(self, batch: dict) -> torch.Tensor:
+        h = self.backbone(batch["inputs"])                                  # (B, H)
+        if self.adapters is None:
+            return h
+        out = torch.empty_like(h)
+        for t in batch["task"].unique().tolist():                           # route each example to its adapter
+            sel = batch["task"] == t
+            out[sel] = self.adapters[t](h[sel])
+        return out
+
+    def all_logits(self, batch: dict) -> torch.Tensor:
+        return self.head(self.features(batch))                              # (B, C_all)
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        logits = self.all_logits(batch)
+        self.last_all_logits = logits
+        if self.class_incremental:                                          # every class seen so far
+            allowed = self.task_mask[:self.seen].any(0).expand_as(logits)
+        else:                                                               # only the task's own classes
+            allowed = self.task_mask[batch["task"]]
+        return logits.masked_fill(~allowed, -1e9)
+
+
+def load_tasks(cfg, cache_dir=None):
+    """([(train Examples, test Examples)] per task, task_classes, num_classes, encoder factory kwargs)."""
+    c, seed = cfg.continual, cfg.train.seed
+    tasks, task_classes = [], []
+    if c.benchmark == "split-fashion-mnist":
+        frames = get_dataset("fashion-mnist").load()
+        xtr, ytr = image_tensors(frames["train"], FASHION_MNIST_CLASSES)
+        xte, yte = image_tensors(frames["test"], FASHION_MNIST_CLASSES)
+        for t in range(5):
+            cls = [2 * t, 2 * t + 1]
+            parts = []
+            for x, y, n in ((xtr, ytr, c.train_per_task), (xte, yte, c.test_per_task)):
+                idx = np.flatnonzero(np.isin(y.numpy(), cls))
+                idx = idx[stratified_subset(y[idx].numpy(), n, seed + t)]
+                parts.append(Examples(inputs=x[idx], labels=y[idx], task=torch.full((len(idx),), t)))
+            tasks.append(tuple(parts))
+            task_classes.append(cls)
+        return tasks, task_classes, 10
+    offset = 0
+    for t, name in enumerate(c.text_tasks):
+        parts = []
+        for split, n in (("train", c.train_per_task), ("test", c.test_per_task)):
+            feats, labels, names = text_task(name, split, n, seed + t, cfg.model.name, cfg.data.max_length,
+                                             cache_dir)
+            y = torch.tensor([names.index(v) + offset for v in labels])
+            parts.append(Examples(inputs=feats, labels=y, task=torch.full((len(y),), t)))
+        tasks.append(tuple(parts))
+        task_classes.append(list(range(offset, offset + len(names))))
+        offset += len(names)
+    return tasks, task_classes, offset
+
+
+def run_sequence(cfg, method: Optional[str] = None, loaded=None) -> dict:
+    """Fine-tune the tasks in order with `method`; R[i][j] = accuracy on task j after task i."""
+    c = cfg.continual
+    method = method or c.method
+    torch.manual_seed(cfg.train.seed)
+    tasks, task_classes, num_classes = loaded or load_tasks(cfg)
+    text = c.benchmark == "text"
+    if text and ":" not in cfg.model.name:
+        from ..zoo import mlp_trunk
+        encoder = mlp_trunk(in_features=tasks[0][0].columns["inputs"].shape[1])
+    else:
+        encoder = build_encoder(cfg)
+    model = ContinualModel(encoder, num_classes, task_classes, c.adapter_dim if method == "adapters" else None)
+    model.class_incremental = c.scenario == "class" and method != "adapters"   # adapters need the task id
+    baseline = [accuracy(model, test) for _, test in tasks]          # b_j: the initial model, for FWT
+    R, anchors, buffer = [], [], Reservoir(c.buffer_size, cfg.train.seed)
+    t0 = time.perf_counter()
+    for t, (train, _) in enumerate(tasks):
+        cbs: list = []
+        if method in ("ewc", "online_ewc"):
+            cbs.append(EWC(anchors, c.ewc_lambda))
+        if method == "replay":
+            cbs.append(Replay(buffer, c.replay_batch, stack_collate))
+        if method == "lwf" and t > 0:
+            old_classes = [k for cls in task_classes[:t] for k in cls]
+            cbs.append(LwF(copy.deepcopy(model), old_classes, c.lwf_alpha, c.lwf_temperature))
+        if method == "adapters" and t > 0:
+            for p in model.backbone.parameters():                    # the backbone learnt on task 0 stays fixed
+                p.requires_grad_(False)
+        model.seen = t + 1
+        fit_examples(model, train, cfg, callbacks=cbs, seed=cfg.train.seed + t)
+        if method in ("ewc", "online_ewc"):
+            g = torch.Generator().manual_seed(cfg.train.seed + t)
+            order = torch.randperm(len(train), generator=g).split(cfg.train.batch_size)[:c.fisher_batches]
+            fisher = diagonal_fisher(model, (stack_collate([train[int(i)] for i in idx]) for idx in order),
+                                     cross_entropy)
+            anchor = {n: p.detach().clone() for n, p in model.named_parameters() if n in fisher}
+            if method == "online_ewc" and anchors:
+                old_f = anchors[0][1]
+                fisher = {n: c.ewc_gamma * old_f[n] + f for n, f in fisher.items()}
+                anchors.clear()
+            anchors.append((anchor, fisher))
+        R.append([accuracy(model, test) for _, test in tasks])
+    R = np.array(R)
+    return {"method": method, "scenario": "class" if model.class_incremental else "task", "R": R.round(4).tolist(), "acc": average_accuracy(R), "bwt": backward_transfer(R),
+            "fwt": forward_transfer(R, baseline), "seconds": round(time.perf_counter() - t0, 1),
+            "sizes": [[len(a), len(b)] for a, b in tasks]}

@@ -1,0 +1,10 @@
+"""Unsupervised domain adaptation: labeled source, unlabeled target (DANN, Deep CORAL, MMD).
+
+Written on plain torch: the usual libraries (e.g. avalanche, transfer-learning-library) need
+torchvision, which does not import beside torch 2.13 CPU. `core.py` holds the pure functions,
+`callbacks.py` the `on_loss` wrappers for `fit()`, `driver.py` the digits -> MNIST example.
+"""
+from .core import coral_loss, dann_lambda, grad_reverse, mmd, domain_shift
+from .callbacks import DomainAlignment
+
+__all__ = ["coral_loss", "dann_lambda", "grad_reverse", "mmd", "domain_shift", "DomainAlignment"]

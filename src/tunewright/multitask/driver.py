@@ -1,0 +1,153 @@
+"""The multi-task driver: tasks' examples concatenated, one `fit()`, per-task heads, and the
+negative-transfer report (each task's metric multi-task vs single-task).
+
+Example (configs/multitask_text.yaml): Reuters-R8, 20 Newsgroups and drug reviews on MiniLM. On
+this 2-core CPU the MiniLM encoder is frozen and its sentence features computed once
+(`multitask.cache_features`); what is shared and trained is the trunk `tunewright.zoo:mlp_trunk`.
+With `cache_features: false` the shared encoder is the live model, with `strategy` and `method`
+(any PEFT method, e.g. lora) applied as `tunewright train` applies them.
+"""
+from __future__ import annotations
+
+import time
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..training.drive import Examples, accuracy, fit_examples, stratified_subset, text_task
+from ..zoo import mlp_trunk
+from .core import multitask_batches, uncertainty_weighted
+from ..continual.driver import Bottleneck
+
+
+class MultiTaskModel(nn.Module):
+    """Shared backbone -> (per-task adapter) -> per-task head. Every batch holds one task (`batch["task"]`)."""
+
+    def __init__(self, encoder: nn.Module, num_labels: list[int], adapter_dim: Optional[int] = None):
+        super().__init__()
+        dim = encoder.feature_dim
+        self.backbone = encoder
+        self.heads = nn.ModuleList([nn.Linear(dim, k) for k in num_labels])
+        self.adapters = nn.ModuleList([Bottleneck(dim, adapter_dim) for _ in num_labels]) if adapter_dim else None
+        self.log_vars = nn.Parameter(torch.zeros(len(num_labels)))   # s_i of uncertainty weighting
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        t = int(batch["task"][0])
+        live = getattr(self.backbone, "takes_batch", False)
+        h = self.backbone(batch) if live else self.backbone(batch["inputs"])   # (B, H)
+        if self.adapters is not None:
+            h = self.adapters[t](h)
+        return self.heads[t](h)                                       # (B, C_t)
+
+
+class BatchEncoder(nn.Module):
+    """A live `TaskModel` (any strategy / PEFT method applied) as the shared encoder: batch -> features (B, H)."""
+    takes_batch = True
+
+    def __init__(self, task_model: nn.Module):
+        super().__init__()
+        self.model, self.feature_dim = task_model, task_model.hidden_size
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return self.model.features(batch)
+
+
+def live_encoder(cfg) -> tuple[BatchEncoder, list]:
+    """`model.name` loaded, `strategy` and `method` applied as `tunewright train` does; (encoder, callbacks).
+
+    The plans' per-group LR multiples are not applied here (one LR for everything that trains)."""
+    from ..models import load_model
+    from ..peft import apply_method
+    from ..strategies import plan_strategy
+
+    model, _ = load_model(cfg, 2)
+    plans = [plan_strategy(model, cfg)]
+    plans.append(apply_method(model, cfg, plans[0]))
+    model.head = nn.Identity()                                   # the task heads live in MultiTaskModel
+    return BatchEncoder(model), [cb for p in plans for cb in p.callbacks]
+
+
+def tokenized(tok, texts: list[str], max_length: int) -> dict:
+    enc = tok(list(texts), truncation=True, max_length=max_length, padding="max_length", return_tensors="pt")
+    return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+
+def load_task_data(cfg, cache_dir=None):
+    """[(name, train Examples, test Examples, num_labels)] for `multitask.tasks`: frozen features
+    (`multitask.cache_features`), or token ids padded to `data.max_length` for a live backbone."""
+    from ..assets.datasets import get_dataset
+    from ..models import load_model
+
+    mt, out = cfg.multitask, []
+    tok = None if mt.cache_features else load_model(cfg, 2)[1]
+    for t, name in enumerate(mt.tasks):
+        parts = []
+        for split, n in (("train", mt.train_subset), ("test", mt.test_subset)):
+            if tok is None:
+                feats, labels, names = text_task(name, split, n, cfg.train.seed + t, cfg.model.name,
+                                                 cfg.data.max_length, cache_dir)
+                cols = {"inputs": feats}
+            else:
+                frames = get_dataset(name).load()
+                names = sorted(set(frames["train"]["label"].astype(str)))
+                frame = frames[split]
+                idx = stratified_subset(frame["label"].astype(str).tolist(), n, cfg.train.seed + t)
+                labels = [str(frame["label"].iloc[i]) for i in idx]
+                cols = tokenized(tok, [str(frame["text"].iloc[i]) for i in idx], cfg.data.max_length)
+            y = torch.tensor([names.index(v) for v in labels])
+            parts.append(Examples(**cols, labels=y, task=torch.full((len(y),), t)))
+        if mt.task_train_sizes:
+            labels = parts[0].columns["labels"].numpy()
+            parts[0] = parts[0].subset(stratified_subset(labels, int(mt.task_train_sizes[t]), cfg.train.seed + t))
+        out.append((name, parts[0], parts[1], len(names)))
+    return out
+
+
+def train_multitask(cfg, data, tasks: Optional[list[int]] = None, sampling: Optional[str] = None,
+                    weighting: Optional[str] = None, task_adapters: Optional[bool] = None) -> dict:
+    """Train the tasks in `tasks` (default all) together; {task name: test accuracy}."""
+    mt = cfg.multitask
+    sampling, weighting = sampling or mt.sampling, weighting or mt.weighting
+    task_adapters = mt.task_adapters if task_adapters is None else task_adapters
+    tasks = list(range(len(data))) if tasks is None else tasks
+    torch.manual_seed(cfg.train.seed)
+    if "inputs" in data[0][1].columns:                           # cached features: a trainable trunk on top
+        encoder, callbacks = mlp_trunk(in_features=data[0][1].columns["inputs"].shape[1]), []
+    else:
+        encoder, callbacks = live_encoder(cfg)
+    model = MultiTaskModel(encoder, [d[3] for d in data], mt.adapter_dim if task_adapters else None)
+    train = [data[t][1] for t in tasks]
+    sizes = [len(d) for d in train]
+    offsets = np.cumsum([0] + sizes[:-1]).tolist()
+    joined = Examples(**{k: torch.cat([d.columns[k] for d in train]) for k in train[0].columns})
+    weights = torch.tensor([float(w) for w in mt.loss_weights] or [1.0] * len(data))
+
+    def loss_fn(logits, batch):
+        t = int(batch["task"][0])
+        loss = F.cross_entropy(logits, batch["labels"])
+        if weighting == "uncertainty":
+            return uncertainty_weighted(loss.view(1), model.log_vars[t].view(1))
+        return weights[t] * loss
+
+    t0 = time.perf_counter()
+    fit_examples(model, joined, cfg, loss_fn=loss_fn, callbacks=callbacks,
+                 epoch_batches=multitask_batches(offsets, sizes, sampling, mt.temperature))
+    result = {data[t][0]: accuracy(model, data[t][2]) for t in tasks}
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    if weighting == "uncertainty":
+        result["log_vars"] = [round(float(v), 3) for v in model.log_vars.detach()]
+    return result
+
+
+def negative_transfer(cfg, data) -> list[dict]:
+    """Per task: single-task accuracy, multi-task accuracy (the config's sampling/weighting) and the
+    difference (negative: the other tasks hurt this one)."""
+    multi = train_multitask(cfg, data)
+    rows = []
+    for t, (name, *_rest) in enumerate(data):
+        single = train_multitask(cfg, data, tasks=[t])[name]
+        rows.append({"task": name, "single": single, "multi": multi[name], "delta": multi[name] - single})
+    return rows

@@ -1,0 +1,56 @@
+"""Every strategy on every kind of model changes exactly the parameters it says it trains.
+
+Weights are compared before and after a short fit (2 epochs): a parameter that should train must
+change, every other one must stay bit-identical. Frozen BatchNorm statistics must not move either.
+"""
+import pytest
+
+from tunewright.strategies.groups import strategy_groups
+
+STRATEGIES = {
+    "full": ({}, lambda groups: [g.name for g in groups]),
+    "feature_extraction": ({}, lambda groups: [groups[-1].name]),
+    "partial": ({"strategy_options": {"train_top": 1}}, lambda groups: [g.name for g in groups[-2:]]),
+    # 2 epochs, one more group each epoch: the head, then the group under it.
+    "gradual_unfreezing": ({"strategy_options": {"layer_lr": "ulmfit"}, "train": {"schedule": "slanted_triangular"}},
+                           lambda groups: [g.name for g in groups[-2:]]),
+    "lp_ft": ({}, lambda groups: [g.name for g in groups]),
+}
+MODELS = ["bert", "llama", "cnn", pytest.param("effnet", marks=pytest.mark.assets)]
+
+
+def merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = {**out.get(k, {}), **v} if isinstance(v, dict) else v
+    return out
+
+
+@pytest.mark.parametrize("kind", MODELS)
+@pytest.mark.parametrize("strategy", list(STRATEGIES))
+def test_strategy_changes_exactly_its_parameters(kind, strategy, tmp_path, tw_models, cnn_factory):
+    if kind == "effnet":
+        pytest.importorskip("efficientnet_lite_pytorch")
+    extra, expect = STRATEGIES[strategy]
+    cfg = merge(tw_models.config(kind, tmp_path, cnn_factory), {"strategy": strategy, **extra})
+    model, before, data, state, plans = tw_models.fit_run(cfg)
+    groups = strategy_groups(model)
+    training = set(expect(groups))
+    should = {n for g in groups if g.name in training for n in g.param_names}
+    moved = tw_models.changed(before, model)
+    assert moved == should, (f"{strategy} on {kind}: changed but should not: {sorted(moved - should)[:5]}; "
+                             f"should change but did not: {sorted(should - moved)[:5]}")
+    frozen_modules = {n.rsplit(".", 1)[0] for n, p in model.named_parameters() if n not in should}
+    moved_buffers = {n for n in tw_models.changed(before, model, buffers=True) - moved
+                     if n.rsplit(".", 1)[0] in frozen_modules}
+    assert not moved_buffers, f"frozen layers updated their statistics: {sorted(moved_buffers)}"
+
+
+@pytest.mark.parametrize("strategy", ["lp_ft", "gradual_unfreezing"])
+def test_with_a_peft_method_only_its_parameters_and_the_head_train(strategy, tmp_path, tw_models):
+    """lp_ft + LoRA: probe the head, then LoRA fine-tuning (not full); gradual unfreezing unfreezes adapters."""
+    cfg = merge(tw_models.config("bert", tmp_path), {"strategy": strategy, "method": "lora"})
+    model, before, data, state, plans = tw_models.fit_run(cfg)
+    moved = tw_models.changed(before, model)
+    assert moved and all("lora_" in n or n.startswith("head.") for n in moved), sorted(moved)[:5]
+    assert any(n.startswith("head.") for n in moved) and any("lora_" in n for n in moved)

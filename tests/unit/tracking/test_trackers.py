@@ -1,0 +1,70 @@
+"""After a run, MLflow's store (queried through mlflow's own client) holds the metrics.jsonl numbers;
+W&B wrote an offline run. Uses configs/tiny.yaml for 2 epochs."""
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("mlflow")
+pytest.importorskip("wandb")
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def test_mlflow_store_holds_the_metrics_jsonl_numbers(tmp_path, monkeypatch):
+    from mlflow import MlflowClient
+
+    from tunewright import train
+    from tunewright.tracking.mlflow import metric_name
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    res = train(REPO / "configs" / "tiny.yaml", [f"output_dir={tmp_path}", "train.epochs=2", "train.progress=none",
+                                                 "tracking=[mlflow,wandb]"])
+    meta = json.loads((res.run_dir / "mlflow.json").read_text())
+    assert meta["tracking_uri"].startswith("sqlite:///")
+    client = MlflowClient(meta["tracking_uri"])
+    run = client.get_run(meta["run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["train.epochs"] == "2"
+
+    rows = [json.loads(x) for x in (res.run_dir / "metrics.jsonl").read_text().splitlines()]
+    expected = {}
+    for r in rows:
+        for k, v in r.items():
+            if k not in ("step", "split", "epoch") and isinstance(v, (int, float)) and math.isfinite(v):
+                expected.setdefault(metric_name(r["split"], k), []).append((r["step"], v))
+    assert "train/loss" in expected and "val/accuracy" in expected
+    assert any(k.startswith("train/grad_norm/") for k in expected)       # per layer-group gradient norms
+    for name, points in expected.items():
+        history = sorted((m.step, m.value) for m in client.get_metric_history(meta["run_id"], name))
+        points = sorted(points)
+        assert [h[0] for h in history] == [p[0] for p in points], name
+        assert [h[1] for h in history] == pytest.approx([p[1] for p in points], rel=1e-9), name
+    assert client.get_run(meta["run_id"]).data.metrics["final_test/accuracy"] == pytest.approx(res.test["accuracy"])
+    artifacts = {a.path for a in client.list_artifacts(meta["run_id"])}
+    assert {"model", "summary.json"} <= artifacts
+    assert list((res.run_dir / "wandb").glob("offline-run-*/run-*.wandb"))     # W&B's offline log
+
+
+def test_compare_variants_are_child_runs_of_the_comparison(tmp_path, monkeypatch):
+    from mlflow import MlflowClient
+
+    from tunewright.tracking.mlflow import PARENT_ENV, MlflowTracker, start_parent_run
+
+    compare_dir = tmp_path / "cmp"
+    (compare_dir / "lora").mkdir(parents=True)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")  # restored after the test
+    parent = start_parent_run(None, compare_dir)
+    monkeypatch.setenv(PARENT_ENV, parent.run_id)
+    child = MlflowTracker(compare_dir / "lora")
+    child.log_metrics({"step": 1, "split": "val", "accuracy": 0.5})
+    child.close()
+    board = compare_dir / "leaderboard.csv"
+    board.write_text("variant,test_accuracy\nlora,0.5\n")
+    parent.finish([{"variant": "lora", "test_accuracy": 0.5}], board)
+    client = MlflowClient(parent.uri)
+    assert client.get_run(child.run_id).data.tags["mlflow.parentRunId"] == parent.run_id
+    assert client.get_run(parent.run_id).data.metrics["lora/test_accuracy"] == 0.5
+    assert "leaderboard.csv" in {a.path for a in client.list_artifacts(parent.run_id)}
