@@ -173,7 +173,8 @@ def meta_train(cfg, run_dir=None, algorithm: str | None = None, data=None) -> di
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(dump_yaml(cfg))
-        torch.save(net.state_dict(), run_dir / "meta_model.pt")
+        from safetensors.torch import save_file
+        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(run_dir / "meta_model.safetensors"))
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
@@ -193,7 +194,8 @@ def adapt_run(run_dir, shots: int, data: str | None = None, classes=None, episod
     cfg.meta.k_shot = shots
     x, y, _, test_cls = load_images(cfg)
     net = build_net(cfg)
-    net.load_state_dict(torch.load(run_dir / "meta_model.pt"))
+    from safetensors.torch import load_file
+    net.load_state_dict(load_file(str(run_dir / "meta_model.safetensors")))
     sampler = EpisodeSampler(y.numpy(), test_cls, cfg.meta.n_way, shots, cfg.meta.q_queries, cfg.train.seed + 2)
     names = [n for n, _ in net.named_parameters() if n.startswith("1.")] if cfg.meta.algorithm == "anil" else None
     acc, ci = evaluate_episodes(net, x, sampler, episodes, inner_lr=cfg.meta.inner_lr,

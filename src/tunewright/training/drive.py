@@ -125,9 +125,10 @@ def text_features(texts: list[str], model_name: str = "minilm", max_length: int 
     path = None
     if cache_dir is not None:
         key = hashlib.sha1("\x00".join([model_name, str(max_length), *texts]).encode()).hexdigest()[:20]
-        path = Path(cache_dir) / f"{key}.pt"
+        path = Path(cache_dir) / f"{key}.safetensors"
         if path.is_file():
-            return torch.load(path)
+            from safetensors.torch import load_file
+            return load_file(str(path))["features"]
 
     cfg = config_from_dict({"model": {"name": model_name}, "task": "classification"})
     model, tok = load_model(cfg, 2)
@@ -141,7 +142,8 @@ def text_features(texts: list[str], model_name: str = "minilm", max_length: int 
     feats = torch.cat(out)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(feats, path)
+        from safetensors.torch import save_file
+        save_file({"features": feats.contiguous()}, str(path))  # never pickle (weights are data, not code)
     return feats
 
 
