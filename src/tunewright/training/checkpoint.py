@@ -56,6 +56,7 @@ from torch import Tensor, nn
 from tunewright import __version__
 from tunewright.errors import CheckpointError
 from tunewright.training import rng as _rng
+from tunewright.training.tensor_json import _decode, _decode_optimizer, _encode, _encode_optimizer
 
 __all__ = ["save_checkpoint", "list_checkpoints", "verify_checkpoint", "latest_valid",
            "load_checkpoint", "prune_checkpoints"]
@@ -67,7 +68,6 @@ STATE, MANIFEST = "state.json", "manifest.json"
 REQUIRED = (MODEL, OPTIMIZER, RNG, STATE)
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 _STATE_KEYS = ("format", "model", "trainer_state", "scheduler", "optimizer", "rng")
-_TENSOR, _TUPLE = "__tensor__", "__tuple__"
 _ALIASES = "tunewright.aliases"
 _CHUNK = 1 << 20
 
@@ -321,86 +321,6 @@ def _check_model_state(state: dict, where: str) -> None:
             bad = int((~torch.isfinite(t)).sum())
             raise CheckpointError(f"not saving {where}: parameter {key!r} has {bad} non-finite "
                                   f"value(s) (NaN/inf) out of {t.numel()}; nothing was written")
-
-
-# ---------------------------------------------------------------- JSON <-> tensors
-
-def _encode(value, name: str, tensors: dict[str, Tensor], *, where: str, skip: bool = False):
-    """Turn `value` into JSON; each tensor goes to `tensors[name]` and leaves a reference.
-
-    With skip=True, values JSON can't hold (callables, objects) are dropped from dicts and
-    become None in lists: used for scheduler state, whose lambdas are rebuilt by the caller.
-    """
-    if isinstance(value, Tensor):
-        if name in tensors:
-            raise CheckpointError(f"not saving {where}: two values map to tensor name {name!r}")
-        tensors[name] = value
-        return {_TENSOR: name}
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (list, tuple)):
-        items = []
-        for i, v in enumerate(value):
-            try:
-                items.append(_encode(v, f"{name}.{i}", tensors, where=where, skip=skip))
-            except _Unencodable:
-                if not skip:
-                    raise
-                items.append(None)
-        return {_TUPLE: items} if isinstance(value, tuple) else items
-    if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():
-            if not isinstance(k, str) or k in (_TENSOR, _TUPLE):
-                if skip:
-                    continue
-                raise _Unencodable(f"not saving {where}: {name} has key {k!r}; keys must be str "
-                                   f"other than {_TENSOR!r} and {_TUPLE!r}")
-            try:
-                out[k] = _encode(v, f"{name}.{k}", tensors, where=where, skip=skip)
-            except _Unencodable:
-                if not skip:
-                    raise
-        return out
-    raise _Unencodable(f"not saving {where}: {name} is a {type(value).__module__}."
-                       f"{type(value).__qualname__}, which JSON can't hold exactly "
-                       f"(use str/int/float/bool/None, lists, str-keyed dicts, tensors)")
-
-
-class _Unencodable(CheckpointError):
-    pass
-
-
-def _decode(value, tensors: dict[str, Tensor], file: Path):
-    if isinstance(value, list):
-        return [_decode(v, tensors, file) for v in value]
-    if isinstance(value, dict):
-        if set(value) == {_TENSOR}:
-            if value[_TENSOR] not in tensors:
-                raise CheckpointError(f"{file}: missing tensor {value[_TENSOR]!r}")
-            return tensors[value[_TENSOR]]
-        if set(value) == {_TUPLE}:
-            return tuple(_decode(v, tensors, file) for v in value[_TUPLE])
-        return {k: _decode(v, tensors, file) for k, v in value.items()}
-    return value
-
-
-def _encode_optimizer(sd: dict, tensors: dict[str, Tensor], where: str) -> dict:
-    # torch keys per-parameter state by the parameter's index in param_groups[*]["params"].
-    state = {}
-    for idx, per_param in sd["state"].items():
-        if isinstance(idx, bool) or not isinstance(idx, int):
-            raise CheckpointError(f"not saving {where}: optimizer state key {idx!r} is not a "
-                                  f"parameter index")
-        state[str(idx)] = _encode(per_param, f"state.{idx}", tensors, where=where)
-    groups = [_encode(g, f"param_groups.{i}", tensors, where=where)
-              for i, g in enumerate(sd["param_groups"])]
-    return {"state": state, "param_groups": groups}
-
-
-def _decode_optimizer(js: dict, tensors: dict[str, Tensor], file: Path) -> dict:
-    return {"state": {int(k): _decode(v, tensors, file) for k, v in js["state"].items()},
-            "param_groups": _decode(js["param_groups"], tensors, file)}
 
 
 # ---------------------------------------------------------------- safetensors files
