@@ -146,6 +146,18 @@ def assemble(cfg: Config) -> Assembly:
     return Assembly(model, bundle, plans, optimizer, scheduler, total_steps, device)
 
 
+def logging_callbacks(cfg: Config, run_dir: Path, resume_step: int | None = None) -> tuple[list, list]:
+    """(trackers, callbacks) that log a run: metrics.jsonl always, plus the `tracking:` trackers, which
+    have been given the config; the callbacks send `fit()`'s rows to them and show progress.
+    Shared by `train` and the drivers (multitask/, continual/, meta/, domain/); close the trackers at the end."""
+    from .training.grad_norms import GradNormLogger  # before TrackerLogger: it adds grad_norm/<group> to rows
+
+    trackers = build_trackers(cfg.tracking, run_dir, resume_step)
+    for t in trackers:
+        t.log_params(flatten(to_dict(cfg)))
+    return trackers, [GradNormLogger(), TrackerLogger(trackers), Progress(cfg.train.progress)]
+
+
 def train(config, overrides: list[str] | None = None, *, resume: bool = False, overwrite: bool = False,
           keep_model: bool = False, callbacks: list | None = None, **kwargs) -> RunResult:
     """Fine-tune as the config says and return the run folder and its summary.
@@ -219,12 +231,9 @@ def train(config, overrides: list[str] | None = None, *, resume: bool = False, o
             print(f"note: no valid checkpoint in {ckpt_dir}; starting from the beginning")
         else:
             resume_step = int(json.loads((resume_from / "state.json").read_text())["step"])
-    trackers = build_trackers(cfg.tracking, run_dir, resume_step)
-    for t in trackers:
-        t.log_params(flatten(to_dict(cfg)))
+    trackers, logging = logging_callbacks(cfg, run_dir, resume_step)
     cbs = CallbackList()
-    from .training.grad_norms import GradNormLogger  # before TrackerLogger: it adds grad_norm/<group> to rows
-    cbs.callbacks += [GradNormLogger(), TrackerLogger(trackers), Progress(cfg.train.progress), BestModelSaver(save_best)]
+    cbs.callbacks += [*logging, BestModelSaver(save_best)]
     if cfg.train.early_stopping_patience:
         cbs.callbacks.append(EarlyStopping(cfg.train.early_stopping_patience))
     for p in plans:

@@ -2,7 +2,6 @@
 `continual.method`; print the accuracy matrix R, average accuracy, BWT and FWT."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 
@@ -16,15 +15,19 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from ..config import load_config
     from ..continual.driver import load_tasks, run_sequence
+    from ..tracking.phases import PhasedLog
 
     cfg = load_config(args.config, args.overrides)
     loaded = load_tasks(cfg, Path(cfg.output_dir) / "feature_cache")
-    out = run_sequence(cfg, loaded=loaded)
+    log = PhasedLog(cfg, Path(cfg.output_dir) / cfg.run_name)   # config.yaml, metrics.jsonl, `tracking:`
+    try:
+        out = run_sequence(cfg, loaded=loaded, log=log)
+    except BaseException:
+        log.close()
+        raise
     print(f"method {out['method']} ({out['scenario']}-incremental); R[i][j] = accuracy on task j after task i:")
     for row in out["R"]:
         print("  " + " ".join(f"{v:.3f}" for v in row))
     print(f"average accuracy {out['acc']:.4f}  backward transfer {out['bwt']:+.4f}  forward transfer {out['fwt']:+.4f}")
-    out_dir = Path(cfg.output_dir) / cfg.run_name
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "summary.json").write_text(json.dumps(out, indent=2))
+    log.close(out)                                               # summary.json
     return 0

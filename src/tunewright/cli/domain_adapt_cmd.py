@@ -16,11 +16,15 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from ..config import load_config
     from ..domain.driver import adapt_domain
+    from ..tracking.phases import PhasedLog
 
     cfg = load_config(args.config, args.overrides)
-    out = adapt_domain(cfg)
+    log = PhasedLog(cfg, Path(cfg.output_dir) / cfg.run_name)   # config.yaml, metrics.jsonl, `tracking:`
+    try:
+        out = adapt_domain(cfg, log=log)
+    except BaseException:
+        log.close()
+        raise
     print(json.dumps(out, indent=2))
-    out_dir = Path(cfg.output_dir) / cfg.run_name
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "summary.json").write_text(json.dumps(out, indent=2))
+    log.close(out)                                               # summary.json
     return 0

@@ -1,5 +1,6 @@
 """tunewright meta-train CONFIG.yaml [key.sub=value ...]: MAML / FOMAML / ANIL on N-way K-shot
-episodes; writes runs/<run_name>/ (meta_model.safetensors, config.yaml, summary.json) for `tunewright adapt`."""
+episodes; writes runs/<run_name>/ (meta_model.safetensors, config.yaml, metrics.jsonl, summary.json)
+for `tunewright adapt`."""
 from __future__ import annotations
 
 from pathlib import Path

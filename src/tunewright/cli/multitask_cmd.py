@@ -16,18 +16,22 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from ..config import load_config
     from ..multitask.driver import load_task_data, negative_transfer, train_multitask
+    from ..tracking.phases import PhasedLog
 
     cfg = load_config(args.config, args.overrides)
-    out_dir = Path(cfg.output_dir) / cfg.run_name
     data = load_task_data(cfg, Path(cfg.output_dir) / "feature_cache")
-    if cfg.multitask.single_task_baseline:
-        result = {"negative_transfer": negative_transfer(cfg, data)}
-        print(f"{'task':<16} {'single':>8} {'multi':>8} {'delta':>8}")
-        for r in result["negative_transfer"]:
-            print(f"{r['task']:<16} {r['single']:8.4f} {r['multi']:8.4f} {r['delta']:+8.4f}")
-    else:
-        result = train_multitask(cfg, data)
-        print(json.dumps(result, indent=2))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "summary.json").write_text(json.dumps(result, indent=2))
+    log = PhasedLog(cfg, Path(cfg.output_dir) / cfg.run_name)   # config.yaml, metrics.jsonl, `tracking:`
+    try:
+        if cfg.multitask.single_task_baseline:
+            result = {"negative_transfer": negative_transfer(cfg, data, log)}
+            print(f"{'task':<16} {'single':>8} {'multi':>8} {'delta':>8}")
+            for r in result["negative_transfer"]:
+                print(f"{r['task']:<16} {r['single']:8.4f} {r['multi']:8.4f} {r['delta']:+8.4f}")
+        else:
+            result = train_multitask(cfg, data, log=log)
+            print(json.dumps(result, indent=2))
+    except BaseException:
+        log.close()
+        raise
+    log.close(result)                                            # summary.json
     return 0

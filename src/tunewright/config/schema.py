@@ -272,9 +272,10 @@ class MultitaskOptions:
     weighting: str = opt("fixed", "Loss weights: fixed (loss_weights), or uncertainty (Kendall et al. 2018: "
                          "exp(-s_i) L_i + s_i, s_i = log sigma_i^2 learned).", MT_WEIGHTING)
     loss_weights: list = opt([], "weighting fixed: one weight per task (empty: all 1).")
-    task_adapters: bool = opt(False, "Give each task its own residual bottleneck adapter on the shared "
-                              "features, before its head.")
-    adapter_dim: int = opt(64, "task_adapters: bottleneck width.")
+    task_adapters: bool = opt(False, "Give each task its own bottleneck adapters inside the shared backbone "
+                              "(after the layers adapter.target_modules picks; adapter.kind and adapter.activation "
+                              "apply); each batch runs through its task's adapters only.")
+    adapter_dim: int = opt(64, "task_adapters: bottleneck width (at most the width of the layer it follows).")
     single_task_baseline: bool = opt(True, "Also train each task alone with the same budget and report "
                                      "multi-task minus single-task (negative transfer when < 0).")
     cache_features: bool = opt(True, "Encode texts once with the frozen model.name backbone and train a shared "
@@ -284,8 +285,9 @@ class MultitaskOptions:
 @dataclass
 class ContinualOptions:
     method: str = opt("naive", "naive fine-tuning; ewc / online_ewc (Kirkpatrick et al. 2017; Schwarz et al. "
-                      "2018); replay (reservoir buffer); lwf (Li & Hoiem 2016); adapters (one per task, "
-                      "backbone frozen after the first task).", CL_METHODS)
+                      "2018); replay (reservoir buffer); lwf (Li & Hoiem 2016); adapters (one bottleneck adapter per "
+                      "task inside the backbone; the backbone is frozen after the first task, so earlier tasks "
+                      "cannot be forgotten).", CL_METHODS)
     benchmark: str = opt("split-fashion-mnist", "split-fashion-mnist (5 tasks of 2 classes) or text (the "
                          "text_tasks sequence on frozen MiniLM features).", ("split-fashion-mnist", "text"))
     text_tasks: list = opt(["reuters-r8", "20newsgroups", "drug-reviews"], "benchmark text: datasets in order.")
@@ -300,7 +302,8 @@ class ContinualOptions:
     replay_batch: int = opt(32, "replay: buffer examples mixed into every batch.")
     lwf_alpha: float = opt(1.0, "lwf: weight of the distillation term.")
     lwf_temperature: float = opt(2.0, "lwf: softmax temperature T (the term is scaled by T^2).")
-    adapter_dim: int = opt(32, "adapters: bottleneck width of each task's adapter.")
+    adapter_dim: int = opt(32, "adapters: bottleneck width of each task's adapters (at most the width of the "
+                           "layer each follows; placed by adapter.target_modules, with adapter.activation).")
 
 
 @dataclass

@@ -5,6 +5,9 @@ All tasks share one backbone and one output layer over every class. `continual.s
   masked (-1e9) in the loss and at evaluation ("multi-head" by masking);
 - class (class-incremental): the prediction is over every class seen so far, no task id. The
   adapters method always uses the task id (it routes each example to its task's adapter).
+adapters: one bottleneck adapter per task inside the backbone, after each of its layers
+(peft/task_adapters.py); the backbone trains on task 0 only, then only task t's adapter and the
+head rows of task t's classes can change, so earlier tasks cannot be forgotten.
 Benchmarks:
 - split-fashion-mnist: classes (0,1), (2,3), ..., (8,9) as 5 tasks, on `tunewright.zoo:small_cnn`;
 - text: `continual.text_tasks` in order (default R8 -> 20 Newsgroups -> drug reviews), on frozen
@@ -21,35 +24,25 @@ import torch
 from torch import nn
 
 from ..assets.datasets import FASHION_MNIST_CLASSES, get_dataset
+from ..peft.task_adapters import add_task_adapters, is_task_adapter_param, set_task, train_only_task
 from ..training.drive import (Examples, accuracy, build_encoder, cross_entropy, fit_examples, image_tensors,
                               stack_collate, stratified_subset, text_task)
 from .callbacks import EWC, LwF, Replay
 from .core import Reservoir, average_accuracy, backward_transfer, diagonal_fisher, forward_transfer
 
 
-class Bottleneck(nn.Module):
-    """Residual adapter h + W_up relu(W_down h) (Houlsby et al. 2019), zero-initialised up-projection."""
-
-    def __init__(self, dim: int, bottleneck: int):
-        super().__init__()
-        self.down, self.up = nn.Linear(dim, bottleneck), nn.Linear(bottleneck, dim)
-        nn.init.zeros_(self.up.weight)
-        nn.init.zeros_(self.up.bias)
-
-    def forward(self, h):
-        return h + self.up(torch.relu(self.down(h)))
-
-
 class ContinualModel(nn.Module):
-    """Shared backbone -> (optional per-task adapter) -> one linear layer over all classes, masked per task."""
+    """Shared backbone (with one bottleneck adapter per task inside it, for the adapters method) ->
+    one linear layer over all classes, masked per task."""
 
     def __init__(self, encoder: nn.Module, num_classes: int, task_classes: list[list[int]],
-                 adapter_dim: Optional[int] = None):
+                 adapter_dim: Optional[int] = None, activation: str = "relu", target_modules=("auto",)):
         super().__init__()
         dim = encoder.feature_dim
         self.backbone, self.head = encoder, nn.Linear(dim, num_classes)
-        self.adapters = (nn.ModuleList([Bottleneck(dim, adapter_dim) for _ in task_classes])
-                         if adapter_dim else None)
+        self.task_adapters = bool(adapter_dim)
+        if adapter_dim:                      # peft/task_adapters.py: adapters after the backbone's own layers
+            add_task_adapters(encoder, len(task_classes), adapter_dim, activation, target_modules=target_modules)
         mask = torch.zeros(len(task_classes), num_classes, dtype=torch.bool)
         for t, cls in enumerate(task_classes):
             mask[t, cls] = True
@@ -58,13 +51,20 @@ class ContinualModel(nn.Module):
         self.class_incremental, self.seen = False, len(task_classes)   # the driver sets both
 
     def features(self, batch: dict) -> torch.Tensor:
-        h = self.backbone(batch["inputs"])                                  # (B, H)
-        if self.adapters is None:
-            return h
-        out = torch.empty_like(h)
-        for t in batch["task"].unique().tolist():                           # route each example to its adapter
+        x = batch["inputs"]
+        if not self.task_adapters:
+            return self.backbone(x)                                         # (B, H)
+        tasks = batch["task"].unique().tolist()
+        if len(tasks) == 1:
+            set_task(self.backbone, tasks[0])
+            return self.backbone(x)
+        out = None
+        for t in tasks:                                                     # each example through its task's adapters
             sel = batch["task"] == t
-            out[sel] = self.adapters[t](h[sel])
+            set_task(self.backbone, t)
+            h = self.backbone(x[sel])
+            out = h.new_empty((len(x), *h.shape[1:])) if out is None else out
+            out[sel] = h
         return out
 
     def all_logits(self, batch: dict) -> torch.Tensor:
@@ -78,6 +78,15 @@ class ContinualModel(nn.Module):
         else:                                                               # only the task's own classes
             allowed = self.task_mask[batch["task"]]
         return logits.masked_fill(~allowed, -1e9)
+
+
+def freeze_for_task(model: ContinualModel, t: int) -> list[str]:
+    """The adapters method: task t trains its own adapter and the head (whose rows of other tasks'
+    classes get exactly zero gradient, being masked); the shared backbone trains on task 0 only.
+    Every other task's adapter is frozen. Returns the names that train."""
+    def also(n: str) -> bool:
+        return n.startswith("head.") or (t == 0 and n.startswith("backbone.") and not is_task_adapter_param(n))
+    return train_only_task(model, t, also)
 
 
 def load_tasks(cfg, cache_dir=None):
@@ -112,8 +121,9 @@ def load_tasks(cfg, cache_dir=None):
     return tasks, task_classes, offset
 
 
-def run_sequence(cfg, method: Optional[str] = None, loaded=None) -> dict:
-    """Fine-tune the tasks in order with `method`; R[i][j] = accuracy on task j after task i."""
+def run_sequence(cfg, method: Optional[str] = None, loaded=None, log=None) -> dict:
+    """Fine-tune the tasks in order with `method`; R[i][j] = accuracy on task j after task i.
+    `log` (tracking.phases.PhasedLog): training rows per task, and each row of R, to metrics.jsonl."""
     c = cfg.continual
     method = method or c.method
     torch.manual_seed(cfg.train.seed)
@@ -124,7 +134,8 @@ def run_sequence(cfg, method: Optional[str] = None, loaded=None) -> dict:
         encoder = mlp_trunk(in_features=tasks[0][0].columns["inputs"].shape[1])
     else:
         encoder = build_encoder(cfg)
-    model = ContinualModel(encoder, num_classes, task_classes, c.adapter_dim if method == "adapters" else None)
+    model = ContinualModel(encoder, num_classes, task_classes, c.adapter_dim if method == "adapters" else None,
+                           cfg.adapter.activation, cfg.adapter.target_modules)
     model.class_incremental = c.scenario == "class" and method != "adapters"   # adapters need the task id
     baseline = [accuracy(model, test) for _, test in tasks]          # b_j: the initial model, for FWT
     R, anchors, buffer = [], [], Reservoir(c.buffer_size, cfg.train.seed)
@@ -138,11 +149,11 @@ def run_sequence(cfg, method: Optional[str] = None, loaded=None) -> dict:
         if method == "lwf" and t > 0:
             old_classes = [k for cls in task_classes[:t] for k in cls]
             cbs.append(LwF(copy.deepcopy(model), old_classes, c.lwf_alpha, c.lwf_temperature))
-        if method == "adapters" and t > 0:
-            for p in model.backbone.parameters():                    # the backbone learnt on task 0 stays fixed
-                p.requires_grad_(False)
+        if method == "adapters":
+            freeze_for_task(model, t)
         model.seen = t + 1
-        fit_examples(model, train, cfg, callbacks=cbs, seed=cfg.train.seed + t)
+        phase = f"{method} task {t}"
+        fit_examples(model, train, cfg, callbacks=cbs + (log.callbacks(phase) if log else []), seed=cfg.train.seed + t)
         if method in ("ewc", "online_ewc"):
             g = torch.Generator().manual_seed(cfg.train.seed + t)
             order = torch.randperm(len(train), generator=g).split(cfg.train.batch_size)[:c.fisher_batches]
@@ -155,7 +166,11 @@ def run_sequence(cfg, method: Optional[str] = None, loaded=None) -> dict:
                 anchors.clear()
             anchors.append((anchor, fisher))
         R.append([accuracy(model, test) for _, test in tasks])
+        if log:
+            log.log({"split": "eval", "phase": phase, "method": method, "after_task": t,
+                     **{f"acc/task{j}": a for j, a in enumerate(R[-1])}})
     R = np.array(R)
-    return {"method": method, "scenario": "class" if model.class_incremental else "task", "R": R.round(4).tolist(), "acc": average_accuracy(R), "bwt": backward_transfer(R),
+    return {"method": method, "scenario": "class" if model.class_incremental else "task", "R": R.round(4).tolist(),
+            "acc": average_accuracy(R), "bwt": backward_transfer(R),
             "fwt": forward_transfer(R, baseline), "seconds": round(time.perf_counter() - t0, 1),
             "sizes": [[len(a), len(b)] for a, b in tasks]}

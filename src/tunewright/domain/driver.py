@@ -37,8 +37,9 @@ def features_of(model, ds, batch_size: int = 512) -> torch.Tensor:
     return out
 
 
-def adapt_domain(cfg, method: str | None = None) -> dict:
-    """Train one model with `domain.method` (or `method`); return target/source accuracy and shift scores."""
+def adapt_domain(cfg, method: str | None = None, log=None) -> dict:
+    """Train one model with `domain.method` (or `method`); return target/source accuracy and shift scores.
+    `log` (tracking.phases.PhasedLog): the training rows and the final scores to metrics.jsonl."""
     d = cfg.domain
     method = method or d.method
     torch.manual_seed(cfg.train.seed)
@@ -49,8 +50,8 @@ def adapt_domain(cfg, method: str | None = None) -> dict:
     before = domain_shift(features_of(model, source), features_of(model, target_eval), seed=cfg.train.seed)
     align = DomainAlignment(method, lambda: batches_forever(target, cfg.train.batch_size, cfg.train.seed),
                             weight=d.weight, feature_dim=encoder.feature_dim, gamma=d.dann_gamma)
-    state = fit_examples(model, source, cfg, callbacks=[align])
-    return {
+    state = fit_examples(model, source, cfg, callbacks=[align, *(log.callbacks(method) if log else [])])
+    out = {
         "method": method,
         "target_acc": accuracy(model, target_eval),
         "source_acc": accuracy(model, source),
@@ -59,3 +60,7 @@ def adapt_domain(cfg, method: str | None = None) -> dict:
         "steps": state.step, "seconds": round(state.train_seconds, 1),
         "sizes": {"source": len(source), "target_unlabeled": len(target), "target_eval": len(target_eval)},
     }
+    if log:
+        log.log({"split": "eval", "phase": method, **{k: out[k] for k in ("target_acc", "source_acc", "shift_init",
+                                                                          "shift_after")}})
+    return out

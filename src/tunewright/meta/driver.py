@@ -13,7 +13,6 @@ network pre-trained (with `fit()`) as an ordinary classifier on the meta-train c
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 
 import numpy as np
@@ -150,8 +149,6 @@ def pretrain_classifier(cfg, x, y, classes, epochs: int = 3) -> nn.Module:
 
 def meta_train(cfg, run_dir=None, algorithm: str | None = None, data=None) -> dict:
     """Meta-train `meta.algorithm`, then report meta-test accuracy (mean, 95% CI) over `meta.test_episodes`."""
-    from ..config import dump_yaml
-
     m = cfg.meta
     algorithm = algorithm or m.algorithm
     torch.manual_seed(cfg.train.seed)
@@ -162,20 +159,30 @@ def meta_train(cfg, run_dir=None, algorithm: str | None = None, data=None) -> di
     learner = MetaLearner(net, algorithm, m.inner_lr, m.inner_steps)
     learner.zero_head = m.zero_head
     episodes = Episodes(x, train_sampler, m.meta_iterations * m.meta_batch)
-    state = fit_examples(learner, episodes, cfg, loss_fn=lambda losses, batch: losses.mean(), epochs=1,
-                         batch_size=m.meta_batch, weight_decay=0.0)
-    acc, ci = evaluate_episodes(net, x, test_sampler, m.test_episodes, inner_lr=m.inner_lr,
-                                steps=m.test_inner_steps, adapt_names=learner.adapt_names(), zero_head=m.zero_head)
+    log = None
+    if run_dir is not None:                  # metrics.jsonl and the `tracking:` trackers, as `tunewright train`
+        from ..tracking.phases import PhasedLog
+        log = PhasedLog(cfg, run_dir)
+    try:
+        state = fit_examples(learner, episodes, cfg, loss_fn=lambda losses, batch: losses.mean(), epochs=1,
+                             batch_size=m.meta_batch, weight_decay=0.0,
+                             callbacks=log.callbacks(f"meta-train {algorithm}") if log else ())
+        acc, ci = evaluate_episodes(net, x, test_sampler, m.test_episodes, inner_lr=m.inner_lr,
+                                    steps=m.test_inner_steps, adapt_names=learner.adapt_names(),
+                                    zero_head=m.zero_head)
+    except BaseException:
+        if log is not None:
+            log.close()
+        raise
     summary = {"algorithm": algorithm, "n_way": m.n_way, "k_shot": m.k_shot, "test_acc": acc, "ci95": ci,
                "meta_iterations": state.step, "seconds": round(state.train_seconds, 1),
                "train_classes": train_cls, "test_classes": test_cls, "test_episodes": m.test_episodes}
-    if run_dir is not None:
-        run_dir = Path(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(dump_yaml(cfg))
+    if log is not None:                      # PhasedLog wrote config.yaml; close() writes summary.json
         from safetensors.torch import save_file
-        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(run_dir / "meta_model.safetensors"))
-        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        weights = Path(run_dir) / "meta_model.safetensors"
+        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(weights))
+        log.log({"split": "meta_test", "phase": "meta-test", "acc": acc, "ci95": ci})
+        log.close(summary, artifacts=[weights])
     return summary
 
 

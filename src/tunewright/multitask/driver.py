@@ -19,27 +19,33 @@ from torch import nn
 
 from ..training.drive import Examples, accuracy, fit_examples, stratified_subset, text_task
 from ..zoo import mlp_trunk
+from ..peft.task_adapters import add_task_adapters, set_task
 from .core import multitask_batches, uncertainty_weighted
-from ..continual.driver import Bottleneck
 
 
 class MultiTaskModel(nn.Module):
-    """Shared backbone -> (per-task adapter) -> per-task head. Every batch holds one task (`batch["task"]`)."""
+    """Shared backbone (optionally with one bottleneck adapter per task inside it) -> per-task head.
+    Every batch holds one task (`batch["task"]`); its adapters are the active ones for that batch,
+    so the other tasks' adapters get no gradient from it."""
 
-    def __init__(self, encoder: nn.Module, num_labels: list[int], adapter_dim: Optional[int] = None):
+    def __init__(self, encoder: nn.Module, num_labels: list[int], adapter_dim: Optional[int] = None,
+                 activation: str = "relu", kind: str = "houlsby", target_modules=("auto",)):
         super().__init__()
         dim = encoder.feature_dim
         self.backbone = encoder
         self.heads = nn.ModuleList([nn.Linear(dim, k) for k in num_labels])
-        self.adapters = nn.ModuleList([Bottleneck(dim, adapter_dim) for _ in num_labels]) if adapter_dim else None
+        self.task_adapters = bool(adapter_dim)
+        if adapter_dim:   # a live encoder's adapters go into its TaskModel's backbone (attention/FFN outputs)
+            add_task_adapters(getattr(encoder, "model", encoder), len(num_labels), adapter_dim, activation, kind,
+                              target_modules)
         self.log_vars = nn.Parameter(torch.zeros(len(num_labels)))   # s_i of uncertainty weighting
 
     def forward(self, batch: dict) -> torch.Tensor:
         t = int(batch["task"][0])
+        if self.task_adapters:
+            set_task(self.backbone, t)
         live = getattr(self.backbone, "takes_batch", False)
         h = self.backbone(batch) if live else self.backbone(batch["inputs"])   # (B, H)
-        if self.adapters is not None:
-            h = self.adapters[t](h)
         return self.heads[t](h)                                       # (B, C_t)
 
 
@@ -107,8 +113,9 @@ def load_task_data(cfg, cache_dir=None):
 
 
 def train_multitask(cfg, data, tasks: Optional[list[int]] = None, sampling: Optional[str] = None,
-                    weighting: Optional[str] = None, task_adapters: Optional[bool] = None) -> dict:
-    """Train the tasks in `tasks` (default all) together; {task name: test accuracy}."""
+                    weighting: Optional[str] = None, task_adapters: Optional[bool] = None, log=None) -> dict:
+    """Train the tasks in `tasks` (default all) together; {task name: test accuracy}.
+    `log` (tracking.phases.PhasedLog): the training rows and the test accuracies to metrics.jsonl."""
     mt = cfg.multitask
     sampling, weighting = sampling or mt.sampling, weighting or mt.weighting
     task_adapters = mt.task_adapters if task_adapters is None else task_adapters
@@ -118,7 +125,8 @@ def train_multitask(cfg, data, tasks: Optional[list[int]] = None, sampling: Opti
         encoder, callbacks = mlp_trunk(in_features=data[0][1].columns["inputs"].shape[1]), []
     else:
         encoder, callbacks = live_encoder(cfg)
-    model = MultiTaskModel(encoder, [d[3] for d in data], mt.adapter_dim if task_adapters else None)
+    model = MultiTaskModel(encoder, [d[3] for d in data], mt.adapter_dim if task_adapters else None,
+                           cfg.adapter.activation, cfg.adapter.kind, cfg.adapter.target_modules)
     train = [data[t][1] for t in tasks]
     sizes = [len(d) for d in train]
     offsets = np.cumsum([0] + sizes[:-1]).tolist()
@@ -133,21 +141,24 @@ def train_multitask(cfg, data, tasks: Optional[list[int]] = None, sampling: Opti
         return weights[t] * loss
 
     t0 = time.perf_counter()
-    fit_examples(model, joined, cfg, loss_fn=loss_fn, callbacks=callbacks,
+    phase = "+".join(data[t][0] for t in tasks)
+    fit_examples(model, joined, cfg, loss_fn=loss_fn, callbacks=callbacks + (log.callbacks(phase) if log else []),
                  epoch_batches=multitask_batches(offsets, sizes, sampling, mt.temperature))
     result = {data[t][0]: accuracy(model, data[t][2]) for t in tasks}
+    if log:
+        log.log({"split": "test", "phase": phase, **{f"acc/{k}": v for k, v in result.items()}})
     result["seconds"] = round(time.perf_counter() - t0, 1)
     if weighting == "uncertainty":
         result["log_vars"] = [round(float(v), 3) for v in model.log_vars.detach()]
     return result
 
 
-def negative_transfer(cfg, data) -> list[dict]:
+def negative_transfer(cfg, data, log=None) -> list[dict]:
     """Per task: single-task accuracy, multi-task accuracy (the config's sampling/weighting) and the
     difference (negative: the other tasks hurt this one)."""
-    multi = train_multitask(cfg, data)
+    multi = train_multitask(cfg, data, log=log)
     rows = []
     for t, (name, *_rest) in enumerate(data):
-        single = train_multitask(cfg, data, tasks=[t])[name]
+        single = train_multitask(cfg, data, tasks=[t], log=log)[name]
         rows.append({"task": name, "single": single, "multi": multi[name], "delta": multi[name] - single})
     return rows

@@ -21,10 +21,9 @@ def test_multitask_runs_every_option_and_reports_transfer():
     data = _data()
     for sampling, weighting in (("proportional", "fixed"), ("temperature", "uncertainty"), ("round_robin", "fixed")):
         out = train_multitask(cfg, data, sampling=sampling, weighting=weighting, task_adapters=True)
-        if True:
-            assert set(out) >= {"task0", "task1"}
-            if weighting == "uncertainty":
-                assert any(v != 0 for v in out["log_vars"])       # the s_i are learned
+        assert set(out) >= {"task0", "task1"} and all(0 <= out[k] <= 1 for k in ("task0", "task1"))
+        if weighting == "uncertainty":
+            assert any(v != 0 for v in out["log_vars"])           # the s_i are learned
     rows = negative_transfer(cfg, data)
     assert [r["task"] for r in rows] == ["task0", "task1"]
     assert all(abs(r["delta"] - (r["multi"] - r["single"])) < 1e-12 for r in rows)
@@ -48,3 +47,36 @@ def test_live_backbone_with_a_peft_method_trains_only_its_parameters():
     assert trainable and all("lora" in n for n in trainable), trainable
     out = train_multitask(cfg, data, sampling="round_robin")
     assert set(out) >= {"t0", "t1"}
+
+
+def test_task_adapters_live_inside_the_backbone_and_only_the_batch_task_s_adapter_learns():
+    from tunewright.multitask.driver import MultiTaskModel
+    from tunewright.peft.layers import AdapterLayer
+    from tunewright.zoo import mlp_trunk
+    torch.manual_seed(0)
+    model = MultiTaskModel(mlp_trunk(in_features=8, hidden=16), [2, 3], adapter_dim=4)
+    layer = model.backbone[0]
+    assert isinstance(layer, AdapterLayer) and layer.adapter_names() == ["task0", "task1"]
+    assert layer.adapter["task0"].down.out_features == 4
+    x = torch.randn(5, 8)
+    for t, k in ((0, 2), (1, 3)):
+        model.zero_grad(set_to_none=True)
+        out = model({"inputs": x, "task": torch.full((5,), t)})
+        assert out.shape == (5, k) and layer.active == f"task{t}"
+        out.sum().backward()
+        grads = {n: p.grad for n, p in model.named_parameters() if ".adapter." in n}
+        assert all(g is not None for n, g in grads.items() if f".task{t}." in n)
+        assert all(g is None for n, g in grads.items() if f".task{1 - t}." in n)   # the other task's: untouched
+
+
+def test_live_backbone_gets_its_task_adapters_in_the_transformer_layers():
+    from tunewright.multitask.driver import MultiTaskModel, live_encoder
+    from tunewright.peft.layers import AdapterLayer
+    cfg = config_from_dict({"model": {"name": "tiny-bert"}, "method": "lora", "data": {"max_length": 8}})
+    enc, _ = live_encoder(cfg)
+    model = MultiTaskModel(enc, [2, 2], adapter_dim=4)
+    paths = sorted(n for n, m in enc.model.backbone.named_modules() if isinstance(m, AdapterLayer))
+    assert paths and all(p.endswith(("attention.output.dense", "output.dense")) for p in paths), paths
+    assert len(paths) == 2 * enc.model.backbone.config.num_hidden_layers        # Houlsby: 2 per layer
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad and n.startswith("backbone.")]
+    assert all("lora_" in n or ".adapter.task" in n for n in trainable), trainable

@@ -1,0 +1,20 @@
+"""`tunewright continual` as a user runs it: the run folder holds what `tunewright train`'s does
+(config.yaml, metrics.jsonl rows per task, summary.json), and the adapters method forgets nothing."""
+import json
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_continual_cli_writes_metrics_and_adapters_do_not_forget(tmp_path, run_cli):
+    run_cli("continual", REPO / "configs" / "continual_split_fashion.yaml", "continual.method=adapters",
+            "continual.train_per_task=40", "continual.test_per_task=20", "train.epochs=1", "train.batch_size=20",
+            "train.progress=none", "train.log_every_steps=1", f"output_dir={tmp_path}", "run_name=cl")
+    run = tmp_path / "cl"
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in rows if r["split"] == "train"]
+    assert [r["phase"] for r in train] == [f"adapters task {t}" for t in range(5) for _ in range(2)]
+    assert [r["step"] for r in train] == list(range(1, 11))
+    R = json.loads((run / "summary.json").read_text())["R"]
+    assert all(R[i][j] == R[j][j] for j in range(5) for i in range(j, 5)), R    # BWT exactly 0
+    assert (run / "config.yaml").is_file()
