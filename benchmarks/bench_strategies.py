@@ -96,6 +96,7 @@ def run_one(name: str, overrides: list[str], out_dir: Path) -> dict:
         raise SystemExit(f"{name} failed (exit {proc.returncode}); see {logs / (name + '.log')}")
     summary = json.loads((out_dir / name / "summary.json").read_text())
     summary["wall_seconds"] = round(wall, 1)
+    summary["overrides"] = overrides
     summary["load_average_after"] = round(os.getloadavg()[0], 1)  # other jobs on the machine slow every timing
     print(f"  {name}: test accuracy {summary['test']['accuracy']:.4f}, {summary['trainable_params']:,} trainable, "
           f"wall {wall:.0f} s, peak RSS {summary['peak_rss_mb']:.0f} MB", flush=True)
@@ -165,6 +166,8 @@ def main() -> None:
     ap.add_argument("--out-dir", default=str(ROOT / "runs" / "bench_strategies"))
     ap.add_argument("--no-docs", action="store_true", help="Do not rewrite docs/strategies.md.")
     ap.add_argument("--docs-only", action="store_true", help="Only rewrite the tables from the saved results.")
+    ap.add_argument("--fresh", action="store_true",
+                    help="Rerun everything; by default a run whose result (same settings) is saved is skipped.")
     args = ap.parse_args()
     if args.docs_only:
         write_doc(json.loads(RESULTS.read_text()), COMMAND)
@@ -172,18 +175,24 @@ def main() -> None:
     import torch
 
     out_dir = Path(args.out_dir)
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() and not args.fresh else {}
     results["meta"] = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
                        "torch": torch.__version__, "threads": 2}
     for task in [t for t in args.tasks.split(",") if t]:
         print(f"{task}: {TASKS[task]['title']}", flush=True)
         for strategy in [s for s in args.strategies.split(",") if s]:
+            done = results.get(task, {}).get(strategy, {})
+            if done.get("overrides") == strategy_overrides(task, strategy):
+                print(f"  {task}-{strategy}: saved result kept (--fresh reruns it)", flush=True)
+                continue
             results.setdefault(task, {})[strategy] = run_one(f"{task}-{strategy}", strategy_overrides(task, strategy),
                                                              out_dir)
             RESULTS.parent.mkdir(parents=True, exist_ok=True)
             RESULTS.write_text(json.dumps(results, indent=1))
-    if args.cache_task:                        # both runs back to back, so the machine's load is alike
-        task = args.cache_task
+    done = results.get("cache", {})
+    if args.cache_task and not (done.get("task") == args.cache_task and
+                                done["on"].get("overrides") == strategy_overrides(args.cache_task, "feature_extraction")):
+        task = args.cache_task                 # both runs back to back, so the machine's load is alike
         on = run_one(f"{task}-cache-on", strategy_overrides(task, "feature_extraction"), out_dir)
         off = run_one(f"{task}-cache-off",
                       strategy_overrides(task, "feature_extraction") + ["strategy_options.cache_features=false"],

@@ -104,6 +104,29 @@ def rows_digest(texts) -> str:
     return hashlib.sha256("\n".join(sorted(texts)).encode()).hexdigest()[:16]
 
 
+def machine_busy_seconds() -> float:
+    """CPU-seconds the whole machine has spent busy since boot (all cores; /proc/stat, idle and iowait excluded)."""
+    with open("/proc/stat") as f:
+        ticks = [int(x) for x in f.readline().split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def others_cpu_share(seconds: float, own_cpu_seconds: float, busy_seconds: float) -> float:
+    """Share of the machine's cores that OTHER processes used over a window (0: we had it alone)."""
+    return max(0.0, busy_seconds - own_cpu_seconds) / (seconds * (os.cpu_count() or 1))
+
+
+def wait_until_quiet(max_wait_s: float, limit: float = 0.25, sample_s: float = 5.0) -> float:
+    """Wait (up to max_wait_s) until other processes use less than `limit` of the machine; return their last share."""
+    deadline = time.perf_counter() + max_wait_s
+    while True:
+        busy0, own0, t0 = machine_busy_seconds(), time.process_time(), time.perf_counter()
+        time.sleep(sample_s)
+        share = others_cpu_share(time.perf_counter() - t0, time.process_time() - own0, machine_busy_seconds() - busy0)
+        if share < limit or time.perf_counter() >= deadline:
+            return share
+
+
 def trainable_params(model) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
@@ -114,6 +137,7 @@ class StepClock:
     def __init__(self):
         self.ends: list[float] = []
         self.cpu_ends: list[float] = []   # process CPU time (all threads): less sensitive to other load
+        self.busy_ends: list[float] = []  # machine-wide busy CPU-seconds: how much OTHER work ran meanwhile
         self.samples: list[int] = []
         self.padded_tokens: list[int] = []
         self._samples = self._tokens = 0
@@ -136,6 +160,7 @@ class StepClock:
         import torch
         self.ends.append(time.perf_counter())
         self.cpu_ends.append(time.process_time())
+        self.busy_ends.append(machine_busy_seconds())
         self.samples.append(self._samples)
         self.padded_tokens.append(self._tokens)
         self._samples = self._tokens = 0
@@ -149,10 +174,12 @@ class StepClock:
         seconds = self.ends[-1] - self.ends[w - 1]
         cpu_seconds = self.cpu_ends[-1] - self.cpu_ends[w - 1]
         samples = sum(self.samples[w:])
+        others = others_cpu_share(seconds, cpu_seconds, self.busy_ends[-1] - self.busy_ends[w - 1])
         durations = [b - a for a, b in zip(self.ends[w - 1:], self.ends[w:])]
         return {"timed_steps": s, "timed_samples": samples, "timed_seconds": round(seconds, 3),
                 "samples_per_s": round(samples / seconds, 3),
                 "samples_per_cpu_s": round(samples / cpu_seconds, 3),
+                "others_cpu_share": round(others, 3),   # of all cores, used by other processes during the timed steps
                 "s_per_step": round(seconds / s, 3),
                 "step_seconds": [round(d, 3) for d in durations],
                 "mean_padded_len": round(sum(self.padded_tokens[w:]) / max(samples, 1), 1),
@@ -374,8 +401,10 @@ def run_variant(variant: str, cfg: BenchConfig) -> dict:
 
 # ---- orchestration ------------------------------------------------------------------------------
 
-def run_child(variant: str, cfg: BenchConfig) -> dict:
-    """One variant in a fresh interpreter, so its peak RSS is its own."""
+def run_child(variant: str, cfg: BenchConfig, settle_s: float = 0.0) -> dict:
+    """One variant in a fresh interpreter, so its peak RSS is its own. With settle_s > 0, first wait
+    up to that long for the other processes on the machine to quiet down."""
+    quiet = wait_until_quiet(settle_s) if settle_s > 0 else None
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         out = f.name
     cmd = [sys.executable, str(Path(__file__).resolve()), "--variant", variant, "--child-json", out,
@@ -385,7 +414,7 @@ def run_child(variant: str, cfg: BenchConfig) -> dict:
         raise RuntimeError(f"variant {variant} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
     result = json.loads(Path(out).read_text())
     os.unlink(out)
-    return result
+    return {**result, "others_cpu_share_before": None if quiet is None else round(quiet, 3)}
 
 
 def median(xs):
@@ -396,7 +425,7 @@ def median(xs):
 
 def summarize(runs: list[dict]) -> dict:
     """One variant over its rounds: medians of the speeds, the largest peak RSS, the raw rounds."""
-    keys = ("samples_per_s", "samples_per_cpu_s", "s_per_step", "peak_rss_mb", "rss_before_train_mb")
+    keys = ("samples_per_s", "samples_per_cpu_s", "s_per_step", "peak_rss_mb", "rss_before_train_mb", "others_cpu_share")
     last = runs[-1]
     return {**{k: v for k, v in last.items() if k not in keys and k != "step_seconds"},
             **{k: round(median([r[k] for r in runs]), 3) for k in keys if k != "peak_rss_mb"},
@@ -440,8 +469,10 @@ def run_order(variants, round_index: int) -> list[str]:
     return order
 
 
-def run_benchmark(cfg: BenchConfig, variants=VARIANTS, subprocesses: bool = True, rounds: int = 1) -> dict:
-    """The core function: every variant `rounds` times (child processes by default), ratios, environment."""
+def run_benchmark(cfg: BenchConfig, variants=VARIANTS, subprocesses: bool = True, rounds: int = 1,
+                  settle_s: float = 0.0) -> dict:
+    """The core function: every variant `rounds` times (child processes by default), ratios, environment.
+    `settle_s`: before each child, wait up to this long for other processes to leave the CPUs mostly idle."""
     unknown = set(variants) - set(VARIANTS)
     if unknown:
         raise ValueError(f"unknown variants {sorted(unknown)}; choose from {', '.join(VARIANTS)}")
@@ -449,23 +480,24 @@ def run_benchmark(cfg: BenchConfig, variants=VARIANTS, subprocesses: bool = True
     for r in range(rounds):
         for v in run_order(variants, r):
             print(f"[bench] round {r + 1}/{rounds}: {v} ...", file=sys.stderr, flush=True)
-            res = run_child(v, cfg) if subprocesses else run_variant(v, cfg)
+            res = run_child(v, cfg, settle_s) if subprocesses else run_variant(v, cfg)
             runs[v].append(res)
             print(f"[bench]   {res['samples_per_s']:.2f} samples/s ({res['samples_per_cpu_s']:.2f} per CPU-s), "
-                  f"peak RSS {res['peak_rss_mb']:.0f} MB, load {res['loadavg_1m']}", file=sys.stderr, flush=True)
+                  f"peak RSS {res['peak_rss_mb']:.0f} MB, other processes used {res['others_cpu_share']:.0%} of the CPUs",
+                  file=sys.stderr, flush=True)
     digests = {x["rows_digest"] for rs in runs.values() for x in rs}
     if len(digests) != 1:
         raise RuntimeError(f"variants trained on different rows: { {v: rs[0]['rows_digest'] for v, rs in runs.items()} }")
     results = {v: summarize(rs) for v, rs in runs.items()}
     return {"config": {**dataclasses.asdict(cfg), "rows": cfg.rows}, "environment": environment(), "subprocesses": subprocesses,
-            "rounds": rounds, "results": results, "comparisons": compare(results)}
+            "rounds": rounds, "settle_s": settle_s, "results": results, "comparisons": compare(results)}
 
 
 def markdown(report: dict) -> str:
     res, cmp_ = report["results"], report["comparisons"]
     rows = ["| measurement | variant | samples/s | vs peer | samples/CPU-s | vs peer | peak RSS (MB) | RSS vs peer "
-            "| mean padded len | trainable params |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            "| mean padded len | trainable params | others' CPU |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for m, (ours, peer, _goal) in MEASUREMENTS.items():
         c = cmp_.get(m)
         for v in (ours, peer):
@@ -474,12 +506,19 @@ def markdown(report: dict) -> str:
             r, mine = res[v], c is not None and v == ours
             ratio = (lambda key: f"**{c[key]:.2f}x**" if mine else ("1.00x" if c else ""))
             label = {"A": "A. fixed shape", "B": "B. defaults"}[m]
+            others = ", ".join(f"{x['others_cpu_share']:.0%}" for x in r["rounds"])
             rows.append(f"| {label} | {v} | {r['samples_per_s']:.2f} | {ratio('speed_ratio')} | "
                         f"{r['samples_per_cpu_s']:.2f} | {ratio('cpu_speed_ratio')} | {r['peak_rss_mb']:.0f} | "
-                        f"{ratio('rss_ratio')} | {r['mean_padded_len']:.0f} | {r['trainable_params']:,} |")
+                        f"{ratio('rss_ratio')} | {r['mean_padded_len']:.0f} | {r['trainable_params']:,} | "
+                        f"{others} |")
     goals = [f"- {m}: {c['tunewright']} / {c['peer']} = {c['speed_ratio']:.2f}x samples/s "
              f"(per round: {', '.join(f'{x:.2f}' for x in c['speed_ratio_rounds'])}; goal >= {c['goal']:.2f}x): "
              f"**{'met' if c['goal_met'] else 'NOT met'}**" for m, c in cmp_.items()]
+    busy = max((x["others_cpu_share"] for r in res.values() for x in r["rounds"]), default=0.0)
+    if busy > 0.25:
+        goals.append(f"- Other processes used up to {busy:.0%} of the CPUs during some timed steps (column "
+                     f"\"others' CPU\", one figure per round): with 2 torch threads on 2 cores every parallel region "
+                     f"then waits for a descheduled thread, so those rounds measure kernel count more than FLOPs.")
     return "\n".join(rows + [""] + goals)
 
 
@@ -559,6 +598,8 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true", help="3 timed steps after 1 warmup; README left alone")
     p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of " + ", ".join(VARIANTS))
     p.add_argument("--rounds", type=int, default=2, help="run every variant this many times (pair order flips)")
+    p.add_argument("--settle", type=float, default=60.0,
+                   help="before each child, wait up to this many seconds for other processes to quiet down")
     p.add_argument("--in-process", action="store_true", help="run the variants in this process (RSS then accumulates)")
     p.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/trainer_bench[_quick].json)")
     p.add_argument("--no-readme", action="store_true", help="do not update benchmarks/README.md")
@@ -572,12 +613,12 @@ def main(argv=None) -> int:
     cfg = BenchConfig(**{f.name: getattr(a, f.name) for f in dataclasses.fields(BenchConfig)})
     if a.quick:
         cfg = dataclasses.replace(cfg, steps=3, warmup=1)
-        a.rounds = 1
+        a.rounds, a.settle = 1, 0.0
     if a.variant:
         Path(a.child_json).write_text(json.dumps(run_variant(a.variant, cfg)))
         return 0
     variants = [v.strip() for v in a.variants.split(",") if v.strip()]
-    report = run_benchmark(cfg, variants, subprocesses=not a.in_process, rounds=a.rounds)
+    report = run_benchmark(cfg, variants, subprocesses=not a.in_process, rounds=a.rounds, settle_s=a.settle)
     out = a.out or HERE / "results" / ("trainer_bench_quick.json" if a.quick else "trainer_bench.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     command = "HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_trainer.py " + " ".join(argv if argv is not None else sys.argv[1:])
