@@ -28,7 +28,15 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-DEFAULT_REFERENCE = {"text": "20newsgroups", "image": "digits"}
+DEFAULT_REFERENCE = {"text": ("20newsgroups", "reuters-r8"), "image": ("digits", "mnist")}
+
+
+def reference_for(modality: str, target: str, reference: str | None = None) -> str:
+    """The reference set for the shift score: `reference` if given, else the modality's default,
+    else (when the target IS the default: a set compared with itself scores 0) the next one."""
+    if reference:
+        return reference
+    return next(r for r in DEFAULT_REFERENCE.get(modality, DEFAULT_REFERENCE["text"]) if r != target)
 
 
 @dataclass
@@ -58,8 +66,9 @@ class Advice:
         return json.dumps(asdict(self), indent=2)
 
 
-def recommend(e: Evidence, epochs: int = 3) -> tuple[str, list[str], list[str], dict[str, float]]:
-    steps = -(-e.train_size // 32)
+def recommend(e: Evidence, epochs: int = 3,
+              batch_size: int = 32) -> tuple[str, list[str], list[str], dict[str, float]]:
+    steps = -(-e.train_size // batch_size)             # the step times were measured at this batch size
     est = {"full": epochs * steps * e.step_seconds_full / 60,
            "lora": epochs * steps * 0.75 * e.step_seconds_full / 60,
            "feature_extraction": steps * e.step_seconds_frozen / 60}
@@ -145,7 +154,7 @@ def advise(cfg, budget_minutes: float | None = None, reference: str | None = Non
     folds = int(max(2, min(5, np.bincount(y).min())))
     probe = float(cross_val_score(LogisticRegression(max_iter=1000), (x - x.mean(0)) / (x.std(0) + 1e-6), y,
                                   cv=folds).mean()) if np.bincount(y).min() >= 2 else float("nan")
-    ref_name = reference or DEFAULT_REFERENCE.get(bundle.modality, "20newsgroups")
+    ref_name = reference_for(bundle.modality, cfg.data.train, reference)
     ref = to_dict(cfg)
     ref["data"] = {"train": ref_name, "train_subset": max_examples * 2, "test_subset": 16,
                    "max_length": cfg.data.max_length}       # only the train rows are used
@@ -158,6 +167,6 @@ def advise(cfg, budget_minutes: float | None = None, reference: str | None = Non
     full_s, frozen_s = _step_seconds(pretrained_model(cfg, len(raw.label_names)), bundle, cfg.train.batch_size)
     ev = Evidence(int(counts.min()), float(np.median(counts)), len(counts), len(bundle.train), probe,
                   mmd2(x, xr), c2st(x, xr, cfg.train.seed), full_s, frozen_s, budget_minutes)
-    rec, reasons, alts, est = recommend(ev, cfg.train.epochs)
+    rec, reasons, alts, est = recommend(ev, cfg.train.epochs, cfg.train.batch_size)
     return Advice(rec, reasons, alts, {k: round(v, 2) for k, v in est.items()}, ev,
                   [f"reference set for the shift score: {ref_name}"])

@@ -18,11 +18,9 @@ import json
 import os
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .config import dump_yaml, to_dict
@@ -92,40 +90,29 @@ def weights_mb(model_dir: Path) -> float:
     return round(sum(f.stat().st_size for f in Path(model_dir).rglob("*.safetensors")) / 1e6, 3)
 
 
-@torch.no_grad()
-def inference_speed(run_dir: Path, n_single: int = 20, n_batches: int = 3) -> dict:
-    """ms per sample at batch 1 (median of n_single) and samples/s at batch 32, on test examples."""
+def inference_speed(run_dir: Path, threads: int | None = None, **kw) -> dict:
+    """ms per sample at batch 1 and samples/s at batch 32 on the run's test examples (val when there is
+    no test split), measured by `evaluate.speed.measure_speed`: eval mode, inference_mode, warm-up,
+    medians of repeats, `threads` CPU threads. Returns the two numbers plus how they were measured."""
     from .data import build_data, read_data
+    from .evaluate.speed import measure_speed
     from .run import load_run
     from .training.loop import to_device
 
     cfg, model, preprocessor, _ = load_run(run_dir)
     bundle = build_data(read_data(cfg), preprocessor, cfg)
     ds = bundle.test if bundle.test is not None else bundle.val
-    model.eval()
+    device = next(model.parameters()).device
 
-    def batch(idx):
-        return to_device(bundle.collate([ds[i % len(ds)] for i in idx]), torch.device("cpu"))
+    def make_batch(idx):
+        return to_device(bundle.collate([ds[i] for i in idx]), device)
 
-    for i in range(3):
-        model(batch([i]))  # warm-up (allocator, lazy init)
-    times = []
-    for i in range(n_single):
-        b = batch([i])
-        t0 = time.perf_counter()
-        model(b)
-        times.append(time.perf_counter() - t0)
-    batches = [batch(range(k * 32, (k + 1) * 32)) for k in range(n_batches)]
-    t0 = time.perf_counter()
-    for b in batches:
-        model(b)
-    dt = time.perf_counter() - t0
-    return {"latency_ms_b1": round(1000 * float(np.median(times)), 3),
-            "throughput_b32": round(32 * n_batches / dt, 2)}
+    return measure_speed(model, make_batch, len(ds), threads=threads, **kw)
 
 
-def leaderboard_row(run_dir: Path, name: str) -> dict:
-    """One leaderboard row from a finished variant's summary.json plus inference measurements."""
+def leaderboard_row(run_dir: Path, name: str, threads: int | None = None) -> dict:
+    """One leaderboard row from a finished variant's summary.json plus inference measurements
+    (all variants of one comparison are timed with the same `threads`)."""
     s = json.loads((run_dir / "summary.json").read_text())
     row = {"variant": name}
     for split in ("val", "test"):
@@ -133,7 +120,8 @@ def leaderboard_row(run_dir: Path, name: str) -> dict:
             if isinstance(v, (int, float)):
                 row[f"{split}_{k}"] = v
     row.update({k: s[k] for k in SUMMARY_KEYS})
-    row.update(inference_speed(run_dir))
+    speed = inference_speed(run_dir, threads)
+    row.update({k: speed[k] for k in MEASURED_KEYS if k in speed})
     row["size_mb"] = weights_mb(run_dir / "model")
     return row
 
@@ -204,7 +192,14 @@ def run_compare(config, overrides: list[str] | None = None, methods: list[str] |
     compare_dir.mkdir(parents=True, exist_ok=True)
     base = to_dict(cfg)
     (compare_dir / "config.yaml").write_text(dump_yaml(cfg))
-    (compare_dir / "compare.json").write_text(json.dumps({"variants": [v.__dict__ for v in variants]}, indent=2))
+    # One thread count for every variant's latency (the config's, else this process's default), so the
+    # speed columns compare methods, not settings; recorded in compare.json with the protocol.
+    threads = cfg.train.num_threads or torch.get_num_threads()
+    (compare_dir / "compare.json").write_text(json.dumps({
+        "variants": [v.__dict__ for v in variants],
+        "speed": {"threads": threads, "batch_1": "median of 5 passes over 20 test examples",
+                  "batch_32": "median of 5 passes over 3 batches", "warmup_calls": 3, "mode": "eval, inference_mode"},
+    }, indent=2))
     env = dict(os.environ)
     parent = None
     if "mlflow" in cfg.tracking:
@@ -225,7 +220,8 @@ def run_compare(config, overrides: list[str] | None = None, methods: list[str] |
                               env=env) if not done else subprocess.CompletedProcess([], 0)
         if proc.returncode != 0:
             raise TunewrightError(f"compare: variant {v.name!r} failed (exit {proc.returncode}); its config is {path}.")
-        rows.append(previous[v.name] if done and v.name in previous else leaderboard_row(compare_dir / v.name, v.name))
+        rows.append(previous[v.name] if done and v.name in previous
+                    else leaderboard_row(compare_dir / v.name, v.name, threads))
         write_leaderboard(rows, compare_dir / "leaderboard.csv")  # after each variant: partial results survive
         (compare_dir / "leaderboard.md").write_text(leaderboard_markdown(rows))
     print_leaderboard(rows)

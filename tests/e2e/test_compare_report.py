@@ -50,6 +50,18 @@ def test_report_is_self_contained_with_every_figure(compared):
     assert "http://" not in html and "https://" not in html and "<script" not in html
     figures = set(html.split('name="tunewright-figures" content="')[1].split('"')[0].split(","))
     assert RUN_FIGURES | COMPARE_FIGURES <= figures
+    # the analysis drawn there: text corruptions at three severities, CKA per layer, PCA of every example
+    best = max(csv.DictReader(open(compared / "leaderboard.csv")), key=lambda r: float(r["val_accuracy"]))
+    a = json.loads((compared / best["variant"] / "analysis.json").read_text())
+    assert set(a["robustness"]) == {"char_noise", "word_dropout"}
+    assert all(len(v) == 4 and v[0] == pytest.approx(a["accuracy"]) for v in a["robustness"].values())
+    assert len(a["cka"]) > 1 and len(a["pca"]["after"]) == a["examples"]
+
+
+def test_speed_protocol_is_recorded_once_for_all_variants(compared):
+    import torch
+    speed = json.loads((compared / "compare.json").read_text())["speed"]
+    assert speed["threads"] == torch.get_num_threads() and "median" in speed["batch_1"]
 
 
 def _free_port() -> int:

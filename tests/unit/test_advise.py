@@ -23,3 +23,12 @@ def test_large_shift_with_budget_gives_full_and_tight_budget_gives_lora():
     # 3 epochs x 63 steps x 2 s = 6.3 min full; LoRA 4.7 min
     assert recommend(ev(shift_c2st=0.95, probe_accuracy=0.7, budget_minutes=5.0))[0] == "lora"
     assert recommend(ev(budget_minutes=1.0))[0] == "feature_extraction"
+
+
+def test_reference_set_is_never_the_target_itself():
+    from tunewright.advise import reference_for
+    assert reference_for("image", "mnist") == "digits"
+    assert reference_for("image", "digits") == "mnist"           # digits against digits would score 0
+    assert reference_for("text", "20newsgroups") == "reuters-r8"
+    assert reference_for("text", "reuters-r8") == "20newsgroups"
+    assert reference_for("image", "digits", "fashion-mnist") == "fashion-mnist"

@@ -53,3 +53,59 @@ def test_median_pruning_stops_a_bad_trial_early_and_the_study_resumes(tmp_path):
     assert study.best_value > 0.5
     again = make_study(storage, "toy", "maximize", seed=0)      # the SQLite study resumes
     assert len(again.trials) == 12
+
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
+
+
+def _tiny_dict(tmp_path, **extra) -> dict:
+    import yaml
+    d = yaml.safe_load((REPO / "configs" / "tiny.yaml").read_text())
+    d["data"].update({k: str(REPO / d["data"][k]) for k in ("train", "val", "test")})
+    d["train"].update(epochs=3, progress="none")
+    d.update(output_dir=str(tmp_path), **extra)
+    return d
+
+
+def test_pruning_inside_the_real_loop_ends_fit_at_that_evaluation(tmp_path):
+    """PruneOnEvaluate is a plain callback: TrialPruned raised in on_evaluate ends train() right there."""
+    import json
+
+    from tunewright import train
+
+    class Trial:                                   # prunes at its first report
+        def __init__(self):
+            self.reports = []
+
+        def report(self, value, step):
+            self.reports.append((step, value))
+
+        def should_prune(self):
+            return True
+
+    trial = Trial()
+    with pytest.raises(optuna.TrialPruned):
+        train(_tiny_dict(tmp_path), callbacks=[PruneOnEvaluate(trial, "accuracy")])
+    assert [s for s, _ in trial.reports] == [0]
+    rows = [json.loads(x) for x in (tmp_path / "tiny" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows if r["split"] == "val"] == [1]       # one evaluation of three, then stop
+    assert not (tmp_path / "tiny" / "summary.json").exists()
+
+
+def test_tune_writes_best_config_and_the_sqlite_study_resumes(tmp_path):
+    import json
+
+    import yaml
+
+    from tunewright.config import load_config
+    from tunewright.tune import tune
+
+    cfg = _tiny_dict(tmp_path, search_space={"train.lr": "loguniform(1e-5, 1e-2)"})
+    out = tune(cfg, trials=2)
+    study = json.loads((out / "study.json").read_text())
+    assert study["trials"] == 2 and (out / "study.db").exists() and (out / "trials.csv").exists()
+    best = yaml.safe_load((out / "best_config.yaml").read_text())
+    assert best["train"]["lr"] == pytest.approx(study["best_params"]["train.lr"])
+    assert load_config(out / "best_config.yaml").train.lr == pytest.approx(study["best_params"]["train.lr"])
+    tune(cfg, trials=1)                                                     # runs on from the stored study
+    assert json.loads((out / "study.json").read_text())["trials"] == 3

@@ -17,7 +17,11 @@ def run(args) -> int:
     from ..advise import advise
     from ..config.load import config_from_dict
 
-    cfg = config_from_dict({"model": {"name": args.model}, "data": {"train": args.data}}, args.overrides)
+    base = {"model": {"name": args.model}, "data": {"train": args.data}}
+    from ..assets.datasets import DATASETS
+    if args.data in DATASETS and DATASETS[args.data].modality == "image":
+        base["task"] = "image_classification"   # a packaged image set implies the task (task=... still wins)
+    cfg = config_from_dict(base, args.overrides)
     a = advise(cfg, args.budget_minutes, args.reference)
     print(f"recommendation: {a.recommendation}")
     for r in a.reasons:

@@ -84,6 +84,9 @@ def run_sections(page: Page, run_dir: Path, points: list[dict] | None, analyze: 
         page.figure("confusion", plots.confusion(pred["confusion"], pred["label_names"]), "confusion matrix on test")
         page.note("The most confident wrong predictions on test, with their inputs:")
         page.table(pred["failures"], ["confidence", "true", "predicted", "source", "input"], {"input": "input"})
+        if pred.get("failure_images"):
+            page.figure("failure_images", plots.image_grid(pred["failure_images"], "true → predicted (confidence)"),
+                        "the most confident wrong predictions: the images")
         page.h2("Is it worth it?")
         pts = points or [{"variant": run_dir.name, "trainable_params": summary["trainable_params"],
                           "test_accuracy": pred["accuracy"]}]
@@ -159,7 +162,6 @@ def write_report(path, analyze: bool = True, baselines: bool = True, max_example
         raise TunewrightError(f"{path} is neither a run folder (summary.json) nor a compare folder (leaderboard.csv).")
     out = path / "report.html"
     out.write_text(page.render())
-    if (path / "mlflow.json").exists():
-        from ..tracking.mlflow import log_report
-        log_report(path, out)
+    from ..tracking import log_report
+    log_report(path, out)        # MLflow, TensorBoard and W&B records of the run, where it has them
     return out

@@ -107,6 +107,22 @@ def confusion(cm, names) -> str:
     return png(fig)
 
 
+def image_grid(items: list[tuple[np.ndarray, str]], title: str) -> str | None:
+    """items: [(image (H, W, 3) in [0, 1], caption)], drawn five to a row."""
+    if not items:
+        return None
+    cols = min(5, len(items))
+    rows = -(-len(items) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.0 * cols, 2.2 * rows + 0.3), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, (img, caption) in zip(axes.ravel(), items):
+        ax.imshow(img, interpolation="nearest")
+        ax.set_title(caption, fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    return png(fig)
+
+
 def accuracy_vs_params(points: list[dict], metric: str = "test_accuracy") -> str | None:
     """points: [{variant, trainable_params, <metric>}]; log x axis."""
     pts = [p for p in points if p.get(metric) is not None and p.get("trainable_params")]

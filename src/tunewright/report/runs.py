@@ -68,9 +68,22 @@ def predictions(run_dir: Path, baselines: bool = True, max_probe_train: int = 10
                  "confidence": float(prob[i, pred[i]])} for i in worst]
     out = {"confusion": cm.tolist(), "label_names": names, "failures": failures,
            "accuracy": float((pred == labels).mean())}
+    if bundle.modality == "image":   # an image's "input" is the image itself, not its file name
+        out["failure_images"] = [(_viewable(bundle.test[int(i)]["pixel_values"]),
+                                  f"{f['true']} → {f['predicted']} ({f['confidence']:.2f})")
+                                 for i, f in zip(worst, failures)]
     if baselines:
         out["baselines"] = baseline_scores(cfg, bundle, labels, max_probe_train)
     return out
+
+
+def _viewable(x) -> np.ndarray:
+    """A model input (C, S, S), normalised, back to an (S, S, 3) image in [0, 1] (per-image min-max)."""
+    x = np.asarray(x, dtype=np.float32)
+    x = x.transpose(1, 2, 0) if x.ndim == 3 else x[..., None]
+    x = np.repeat(x, 3, axis=2) if x.shape[2] == 1 else x[..., :3]
+    lo, hi = float(x.min()), float(x.max())
+    return (x - lo) / max(hi - lo, 1e-8)
 
 
 def baseline_scores(cfg, bundle, test_labels: np.ndarray, max_probe_train: int) -> dict:

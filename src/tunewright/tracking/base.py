@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 from typing import Protocol
 
@@ -51,10 +52,15 @@ class JsonlTracker:
 
 
 class TensorBoardTracker:
-    """Scalars as `<split>/<metric>` at the optimizer step, via torch's SummaryWriter."""
+    """Scalars as `<split>/<metric>` at the optimizer step, via torch's SummaryWriter.
+
+    TensorBoard has no artifact store: an artifact is copied to `<logdir>/artifacts/` and recorded
+    in the event file as text (`artifacts/<name>`: its path and size), so the log folder alone holds
+    the saved model (or adapter) and the report."""
 
     def __init__(self, logdir: str | Path):
         from torch.utils.tensorboard import SummaryWriter
+        self.logdir = Path(logdir)
         self.writer = SummaryWriter(log_dir=str(logdir))
 
     def log_params(self, params: dict) -> None:
@@ -69,7 +75,19 @@ class TensorBoardTracker:
         self.writer.flush()
 
     def log_artifact(self, path) -> None:
-        pass
+        path = Path(path)
+        if not path.exists():
+            return
+        dest = self.logdir / "artifacts" / path.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_dir():
+            shutil.copytree(path, dest, dirs_exist_ok=True)
+        else:
+            shutil.copy2(path, dest)
+        files = [f for f in ([dest] if dest.is_file() else sorted(dest.rglob("*"))) if f.is_file()]
+        listing = "\n".join(f"{f.relative_to(self.logdir)} ({f.stat().st_size:,} bytes)" for f in files)
+        self.writer.add_text(f"artifacts/{path.name}", listing)
+        self.writer.flush()
 
     def close(self) -> None:
         self.writer.close()
@@ -83,6 +101,26 @@ def flatten(d: dict, prefix: str = "") -> dict:
         else:
             out[f"{prefix}{k}"] = v
     return out
+
+
+def log_report(run_dir: str | Path, report: str | Path) -> list[str]:
+    """Attach a report written after the run ended to each tracker record the run has (MLflow:
+    `mlflow.json`; TensorBoard: `tensorboard/`; W&B: `wandb.json`). Returns the trackers reached."""
+    run_dir, done = Path(run_dir), []
+    if (run_dir / "mlflow.json").exists():
+        from .mlflow import log_report as mlflow_report
+        mlflow_report(run_dir, Path(report))
+        done.append("mlflow")
+    if (run_dir / "tensorboard").is_dir():
+        tb = TensorBoardTracker(run_dir / "tensorboard")
+        tb.log_artifact(report)
+        tb.close()
+        done.append("tensorboard")
+    if (run_dir / "wandb.json").exists():
+        from .wandb import log_report as wandb_report
+        wandb_report(run_dir, Path(report))
+        done.append("wandb")
+    return done
 
 
 def build_trackers(names: list[str], run_dir: Path, resume_step: int | None = None) -> list:

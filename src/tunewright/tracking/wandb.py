@@ -5,6 +5,7 @@ machine with a network. Metrics are `<split>/<key>` at the optimizer step, as in
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
@@ -17,9 +18,11 @@ class WandbTracker:
         os.environ.setdefault("WANDB_SILENT", "true")
         self.run_dir = Path(run_dir)
         self.run = wandb.init(project=os.environ.get("WANDB_PROJECT", "tunewright"), name=self.run_dir.name,
-                              dir=str(self.run_dir), mode=os.environ["WANDB_MODE"], reinit="create_new",
+                              group=self.run_dir.name, dir=str(self.run_dir), mode=os.environ["WANDB_MODE"], reinit="create_new",
                               settings=wandb.Settings(console="off", x_disable_stats=True))
         self.run.define_metric("*", step_metric="step")
+        (self.run_dir / "wandb.json").write_text(json.dumps({"project": self.run.project, "run_id": self.run.id,
+                                                             "mode": os.environ["WANDB_MODE"]}))
 
     def log_params(self, params: dict) -> None:
         self.run.config.update({k: (v if isinstance(v, (int, float, str, bool)) or v is None else str(v))
@@ -49,3 +52,21 @@ class WandbTracker:
 
     def close(self) -> None:
         self.run.finish()
+
+
+def log_report(run_dir: Path, report: Path) -> None:
+    """Attach a report written after the run ended. A finished offline run cannot be reopened, so the
+    report goes into a small run of its own in the same group (`job_type="report"`), as an artifact
+    named `<run>-report`; `wandb sync` uploads both, and the W&B UI shows them side by side."""
+    import wandb
+    run_dir = Path(run_dir)
+    meta = json.loads((run_dir / "wandb.json").read_text())
+    os.environ.setdefault("WANDB_SILENT", "true")
+    run = wandb.init(project=meta["project"], name=f"{run_dir.name}-report", group=run_dir.name,
+                     job_type="report", dir=str(run_dir), mode=os.environ.get("WANDB_MODE", meta.get("mode", "offline")),
+                     reinit="create_new", config={"tunewright.run_id": meta["run_id"]},
+                     settings=wandb.Settings(console="off", x_disable_stats=True))
+    art = wandb.Artifact(name=f"{run_dir.name}-report", type="report")
+    art.add_file(str(report))
+    run.log_artifact(art)
+    run.finish()

@@ -50,3 +50,37 @@ def test_corruptions_are_seeded_and_grow_with_severity():
         errs = [np.abs(corrupt_image(img, kind, s) - img).mean() for s in (1, 2, 3)]
         assert errs[0] < errs[2], kind
         assert corrupt_image(img, kind, 1).shape == img.shape
+
+
+def test_conv_lora_update_of_own_layers_has_rank_r():
+    """tunewright's LoraLayer on a 3x3 convolution (as on EfficientNet): ΔW flattened to (out, in*k*k)."""
+    from tunewright.peft.layers import LoraLayer
+
+    torch.manual_seed(0)
+    layer = LoraLayer(torch.nn.Conv2d(6, 10, 3, padding=1))
+    layer.add_adapter("default", r=2, alpha=4)
+    torch.nn.init.normal_(layer.lora_B["default"].weight)
+    net = torch.nn.Sequential(layer)
+    (delta,) = lora_updates(net).values()
+    assert delta.shape == (10, 6 * 9)
+    assert torch.allclose(delta, layer.delta("default").flatten(1))
+    (d,) = spectrum({"c": delta}).values()
+    assert len(d["sigma"]) == 2 and 1 <= d["effective_rank"] <= 2
+
+
+def test_adalora_update_includes_e_and_ranknum():
+    from peft import AdaLoraConfig, get_peft_model
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(12, 12))
+    model = get_peft_model(net, AdaLoraConfig(init_r=4, target_r=2, lora_alpha=8, target_modules=["0"],
+                                              total_step=10))
+    layer = next(m for m in model.modules() if hasattr(m, "lora_E"))
+    for p in (layer.lora_B["default"], layer.lora_E["default"]):
+        torch.nn.init.normal_(p)
+    (delta,) = lora_updates(model).values()
+    x = torch.randn(5, 12)
+    layer.eval()
+    with torch.no_grad():
+        expected = layer(x) - layer.base_layer(x)            # what the layer adds: ΔW x
+    assert torch.allclose(x @ delta.T, expected, atol=1e-5)

@@ -1,5 +1,6 @@
 """After a run, MLflow's store (queried through mlflow's own client) holds the metrics.jsonl numbers;
-W&B wrote an offline run. Uses configs/tiny.yaml for 2 epochs."""
+TensorBoard's event file holds them too; W&B wrote an offline run. Each tracker holds the saved model
+and, once `tunewright report` ran, the report. Uses configs/tiny.yaml for 2 epochs."""
 import json
 import math
 from pathlib import Path
@@ -21,7 +22,7 @@ def test_mlflow_store_holds_the_metrics_jsonl_numbers(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("WANDB_MODE", "offline")
     res = train(REPO / "configs" / "tiny.yaml", [f"output_dir={tmp_path}", "train.epochs=2", "train.progress=none",
-                                                 "tracking=[mlflow,wandb]"])
+                                                 "tracking=[mlflow,wandb,tensorboard]"])
     meta = json.loads((res.run_dir / "mlflow.json").read_text())
     assert meta["tracking_uri"].startswith("sqlite:///")
     client = MlflowClient(meta["tracking_uri"])
@@ -46,6 +47,29 @@ def test_mlflow_store_holds_the_metrics_jsonl_numbers(tmp_path, monkeypatch):
     artifacts = {a.path for a in client.list_artifacts(meta["run_id"])}
     assert {"model", "summary.json"} <= artifacts
     assert list((res.run_dir / "wandb").glob("offline-run-*/run-*.wandb"))     # W&B's offline log
+
+    # TensorBoard, read back through tensorboard's own reader: the same scalars, and the artifacts
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(str(res.run_dir / "tensorboard"), size_guidance={"scalars": 0, "tensors": 0})
+    acc.Reload()
+    for name in ("train/loss", "val/accuracy"):
+        got = sorted((e.step, e.value) for e in acc.Scalars(name))
+        assert [g[0] for g in got] == [p[0] for p in sorted(expected[name])], name
+        assert [g[1] for g in got] == pytest.approx([p[1] for p in sorted(expected[name])], rel=1e-6), name
+    tb_art = res.run_dir / "tensorboard" / "artifacts"
+    assert (tb_art / "summary.json").read_text() == (res.run_dir / "summary.json").read_text()
+    assert sorted(p.name for p in (tb_art / "model").rglob("*.safetensors"))
+    assert {"artifacts/model/text_summary", "artifacts/summary.json/text_summary"} <= set(acc.Tags()["tensors"])
+
+    # the report, written after the run, reaches all three
+    from tunewright.report import write_report
+    n_wandb = len(list((res.run_dir / "wandb").glob("offline-run-*")))
+    report = write_report(res.run_dir, analyze=False, baselines=False)
+    assert "report.html" in {a.path for a in client.list_artifacts(meta["run_id"])}
+    assert (tb_art / "report.html").read_bytes() == report.read_bytes()
+    runs = sorted((res.run_dir / "wandb").glob("offline-run-*"))
+    assert len(runs) == n_wandb + 1                                          # the report's own offline run
+    assert list(runs[-1].glob("run-*.wandb"))
 
 
 def test_compare_variants_are_child_runs_of_the_comparison(tmp_path, monkeypatch):
