@@ -155,6 +155,11 @@ class StrategyOptions:
                                "layers in train mode, or freezing that changes during the run.")
     frozen_train_mode: bool = opt(False, "Keep frozen layers in train mode (dropout on, BatchNorm statistics "
                                   "updating). Off: they run in eval mode, like the pretrained model at inference.")
+    bn_stats: str = opt("auto", "Any strategy: BatchNorm statistics of layers that train. train: updated from each "
+                        "batch (PyTorch's default); frozen: the stored statistics are used, scale and shift still "
+                        "train (small batches, small data); auto: frozen when the head is warm-started (lp_ft, "
+                        "warm_start_head), so the features the probe was fit on stay put, else train.",
+                        ("auto", "train", "frozen"))
     warm_start_head: bool = opt(False, "Any strategy: first fit the head to convergence on cached frozen features "
                                 "(linear probing; LP-FT, Kumar et al. 2022). Strategy lp_ft turns it on.")
     probe_max_iter: int = opt(300, "Head warm start: L-BFGS iterations at most.")

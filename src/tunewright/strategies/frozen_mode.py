@@ -7,6 +7,14 @@ would make a frozen backbone's features differ every epoch, which also rules out
 Keras freezes BatchNorm the same way; fastai keeps it training (`train_bn`), which is what
 `strategy_options.frozen_train_mode: true` gives.
 
+BatchNorm statistics of layers that DO train are a separate choice, `strategy_options.bn_stats`:
+`frozen` runs every BatchNorm on its stored statistics while its scale and shift still train
+(detectron2's FrozenBatchNorm; the usual choice for small batches and small data). `auto` does that
+when the head was warm-started on cached eval-mode features (lp_ft, warm_start_head): in train mode
+the batch statistics of a new domain (8x8 digits upscaled, grayscale Fashion-MNIST) move every
+feature the probe was fit on, and the first fine-tuning steps then start from a loss of ~6 instead
+of ~0.01 (measured: lp_ft on digits fell to 0.40 test accuracy that way, benchmarks/bench_strategies.py).
+
 The loop calls `model.train()` when training starts and after every evaluation, so the callback
 re-applies this at the start of every epoch and after every evaluation.
 """
@@ -15,8 +23,9 @@ from __future__ import annotations
 from torch import nn
 
 
-def eval_frozen(model: nn.Module) -> list[str]:
-    """Put `model` in train mode, then every maximal submodule whose parameters are all frozen in eval mode.
+def eval_frozen(model: nn.Module, frozen_layers: bool = True, bn_stats: bool = False) -> list[str]:
+    """Put `model` in train mode, then every maximal submodule whose parameters are all frozen in eval mode
+    (with `frozen_layers`), and every BatchNorm layer in eval mode (with `bn_stats`).
 
     "Maximal": a frozen block goes to eval as a whole, dropout included, but a dropout module that
     sits directly in a module that trains keeps training. Returns the names of the modules put in eval.
@@ -26,7 +35,8 @@ def eval_frozen(model: nn.Module) -> list[str]:
 
     def visit(prefix: str, module: nn.Module) -> None:
         params = list(module.parameters())
-        if params and not any(p.requires_grad for p in params):
+        if (bn_stats and isinstance(module, nn.modules.batchnorm._BatchNorm)) or \
+                (frozen_layers and params and not any(p.requires_grad for p in params)):
             module.eval()
             names.append(prefix or "<root>")
             return
@@ -38,13 +48,16 @@ def eval_frozen(model: nn.Module) -> list[str]:
 
 
 class FrozenEval:
-    """Keeps frozen layers in eval mode during training (see the module docstring)."""
+    """Keeps frozen layers (and, with bn_stats, every BatchNorm) in eval mode during training (see the
+    module docstring)."""
 
-    def __init__(self, model: nn.Module | None = None):
+    def __init__(self, model: nn.Module | None = None, frozen_layers: bool = True, bn_stats: bool = False):
         self.model = model                 # None: the model fit() trains (ctx.model)
+        self.frozen_layers, self.bn_stats = frozen_layers, bn_stats
 
     def _apply(self, ctx) -> None:
-        eval_frozen(self.model if self.model is not None else ctx.model)
+        eval_frozen(self.model if self.model is not None else ctx.model, self.frozen_layers, self.bn_stats)
+
 
     def on_epoch_start(self, ctx) -> None:
         self._apply(ctx)

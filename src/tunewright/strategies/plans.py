@@ -136,10 +136,15 @@ def finish(plan: Plan, model: nn.Module, cfg) -> Plan:
         if t.weight_decay:
             plan.notes.append(f"L2-SP is on and train.weight_decay={t.weight_decay:g} still decays toward zero; "
                               f"set it to 0 for the paper's objective")
-    if not o.frozen_train_mode:
-        plan.callbacks.append(FrozenEval())      # after GradualUnfreezing: it sees the new freezing
-
     warm = o.warm_start_head or cfg.strategy == "lp_ft"
+    bn_frozen = o.bn_stats == "frozen" or (o.bn_stats == "auto" and warm)
+    if bn_frozen and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        plan.notes.append("BatchNorm runs on its stored statistics (its scale and shift still train): "
+                          + ("strategy_options.bn_stats=frozen" if o.bn_stats == "frozen" else
+                             "the head is warm-started on eval-mode features (bn_stats=auto)"))
+    if not o.frozen_train_mode or bn_frozen:     # after GradualUnfreezing: it sees the new freezing
+        plan.callbacks.append(FrozenEval(frozen_layers=not o.frozen_train_mode, bn_stats=bn_frozen))
+
     cache = False
     if cfg.strategy in CACHED:
         reasons = cache_reasons(cfg) + ([] if o.cache_features else ["strategy_options.cache_features is off"])
