@@ -127,15 +127,22 @@ def cache_table(results: dict) -> list[str]:
         return []
     on, off = c["on"], c["off"]
     speed = off["wall_seconds"] / on["wall_seconds"]
+    # Training = what the cache replaces: the live run's loop (10 epochs of forward passes over train and
+    # val) against the cached run's cache build (one length-sorted pass over train and val) plus its loop.
+    # The rest (process start, model load, tokenizing, the one live pass over the test set) is the same in both.
+    train_on = on["cache_seconds"] + on["train_seconds"]
+    speed_train = off["train_seconds"] / train_on
     delta = 100 * (on["test"]["accuracy"] - off["test"]["accuracy"])
     return [f"**Feature cache: feature_extraction, 10 epochs, {TASKS[c['task']]['title']}**", "",
-            "| run | test accuracy | wall time | train loop | cache build |", "|---|---:|---:|---:|---:|",
-            f"| with the cache | {100 * on['test']['accuracy']:.2f} | {on['wall_seconds']:.0f} s | "
-            f"{on['train_seconds']:.1f} s | {on['cache_seconds']:.0f} s |",
+            "| run | test accuracy | wall time | training (cache build + loop) | cache build | train loop |",
+            "|---|---:|---:|---:|---:|---:|",
+            f"| with the cache | {100 * on['test']['accuracy']:.2f} | {on['wall_seconds']:.0f} s | {train_on:.0f} s | "
+            f"{on['cache_seconds']:.0f} s | {on['train_seconds']:.1f} s |",
             f"| live forward passes | {100 * off['test']['accuracy']:.2f} | {off['wall_seconds']:.0f} s | "
-            f"{off['train_seconds']:.0f} s | - |", "",
-            f"With the cache the whole run is **{speed:.1f}x faster** (goal: 5x); test accuracy differs by "
-            f"{delta:+.2f} points (goal: within 0.5)."]
+            f"{off['train_seconds']:.0f} s | - | {off['train_seconds']:.0f} s |", "",
+            f"Training with the cache is **{speed_train:.1f}x faster** (goal: 5x); the whole process, which also "
+            f"loads the model, tokenizes and evaluates the test set live in both runs, is {speed:.1f}x faster. "
+            f"Test accuracy differs by {delta:+.2f} points (goal: within 0.5)."]
 
 
 def write_doc(results: dict, command: str) -> None:

@@ -25,7 +25,9 @@ positions of cached token states are zeros rather than what the live model compu
 are masked out of attention and pooling, so real positions are unaffected.
 
 Memory: the prefix cache holds T x H floats per text example (R8 at 128 tokens x 384: 0.2 MB),
-so only the train and validation sets are cached; the test set, evaluated once, runs live.
+so only the train and validation sets are cached (for whole-backbone features too); the test set,
+evaluated once, runs live, since caching it would save nothing. Text is encoded in length-sorted
+batches, so the cache costs about one bucketed epoch of forward passes.
 """
 from __future__ import annotations
 
@@ -104,12 +106,21 @@ def frozen_prefix(model: nn.Module) -> Union[str, Cut]:
 
 # ---- computing the cache ---------------------------------------------------------------------
 
-def _batches(dataset: Dataset, collate: Callable, batch_size: int, device: torch.device, labels: list):
-    """Batches of `dataset` in order; appends each example's raw label to `labels` on the way."""
-    for s in range(0, len(dataset), batch_size):
-        items = [dataset[j] for j in range(s, min(s + batch_size, len(dataset)))]
-        labels += [it.get("labels") for it in items]
-        yield to_device(collate(items), device)
+def _order(dataset: Dataset) -> list[int]:
+    """Example indices sorted by token length for text, so each batch pads little (the cache then costs
+    about one bucketed epoch of forward passes); dataset order otherwise."""
+    n = len(dataset)
+    if n == 0 or "input_ids" not in dataset[0]:
+        return list(range(n))
+    return sorted(range(n), key=lambda i: len(dataset[i]["input_ids"]))
+
+
+def _batches(dataset: Dataset, collate: Callable, batch_size: int, device: torch.device, order: list[int]):
+    """(indices, raw labels, batch) over `dataset` in `order`."""
+    for s in range(0, len(order), batch_size):
+        idx = order[s:s + batch_size]
+        items = [dataset[j] for j in idx]
+        yield idx, [it.get("labels") for it in items], to_device(collate(items), device)
 
 
 @torch.no_grad()
@@ -118,11 +129,13 @@ def compute_features(model: nn.Module, dataset: Dataset, collate: Callable, batc
     """`model.features` of every example in dataset order, (N, H) float32 on the CPU (eval mode), and the labels."""
     was_training = model.training
     model.eval()
-    out, labels = [], []
-    for batch in _batches(dataset, collate, batch_size, device, labels):
-        out.append(model.features(batch).float().cpu())
+    out: list = [None] * len(dataset)
+    labels: list = [None] * len(dataset)
+    for idx, raw, batch in _batches(dataset, collate, batch_size, device, _order(dataset)):
+        for j, y, f in zip(idx, raw, model.features(batch).float().cpu()):   # (B, H) -> back in dataset order
+            out[j], labels[j] = f, y
     model.train(was_training)
-    return (torch.cat(out) if out else torch.zeros(0)), labels
+    return (torch.stack(out) if out else torch.zeros(0)), labels
 
 
 @torch.no_grad()
@@ -138,19 +151,21 @@ def compute_prefix(model: nn.Module, cut: Cut, dataset: Dataset, collate: Callab
 
     was_training = model.training
     model.eval()
-    out: list[torch.Tensor] = []
+    out: list = [None] * len(dataset)
     handle = module.register_forward_pre_hook(hook, with_kwargs=True)
     try:
-        for batch in _batches(dataset, collate, batch_size, device, []):
+        for idx, _, batch in _batches(dataset, collate, batch_size, device, _order(dataset)):
             captured.clear()
             with contextlib.suppress(_Captured):
                 model(batch)
             h = captured[0].float().cpu()
             if "attention_mask" in batch:         # (B, T, H): keep each example's real tokens (right padding)
                 lengths = batch["attention_mask"].sum(1).tolist()
-                out += [h[i, :n].clone() for i, n in enumerate(lengths)]
+                for i, (j, n) in enumerate(zip(idx, lengths)):
+                    out[j] = h[i, :n].clone()
             else:
-                out += [h[i].clone() for i in range(h.shape[0])]
+                for i, j in enumerate(idx):
+                    out[j] = h[i].clone()
     finally:
         handle.remove()
         model.train(was_training)
@@ -291,8 +306,10 @@ def cache_fit_data(data, model: nn.Module, cfg, device: torch.device, notes: lis
         return data
     bs = cfg.train.eval_batch_size or 2 * cfg.train.batch_size
     t0 = time.perf_counter()
-    splits = {"train": data.train, **{s: ds for s, (_, ds, _) in data.evals.items() if ds is not None}}
-    if what == "features":                             # every split: (N, H) is small
+    # Train and validation only: they are read every epoch. The test set is read once, at the end, so
+    # caching it would save nothing; it runs live (and cache_seconds is the cost of training alone).
+    splits = {"train": data.train, **{s: ds for s, (_, ds, _) in data.evals.items() if ds is not None and s == "val"}}
+    if what == "features":
         head = HeadOnly(model.head, model.task)
         collate = CachedCollate(data.collate, "features")
         sets = {}
@@ -309,7 +326,7 @@ def cache_fit_data(data, model: nn.Module, cfg, device: torch.device, notes: lis
     wrapped = PrefixCached(model, cut)
     collate = CachedCollate(data.collate, "prefix_out")
     sets = {s: CachedDataset(compute_prefix(model, cut, ds, data.collate, bs, device), "prefix_out", base=ds)
-            for s, ds in splits.items() if s in ("train", "val")}
+            for s, ds in splits.items()}
     n = min(8, len(data.train))
     why = _verify(model, wrapped, to_device(data.collate([data.train[i] for i in range(n)]), device),
                   to_device(collate([sets["train"][i] for i in range(n)]), device))
