@@ -18,10 +18,15 @@ import math
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "swish": nn.SiLU, "tanh": nn.Tanh}
+_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+# Convolutions whose forward is exactly ``self._conv_forward(x, self.weight, self.bias)``: there we call
+# that with another weight directly; any other forward (subclasses) runs through functional_call.
+_PLAIN_CONV_FORWARDS = {nn.Conv1d.forward, nn.Conv2d.forward, nn.Conv3d.forward}
 
 
 class _Weight(nn.Module):
@@ -37,11 +42,23 @@ class LoraLayer(nn.Module):
 
         y = base(x) + s * B(A(dropout(x)))          s = alpha / r  (rsLoRA: alpha / sqrt(r))
 
-    Linear: A (r, in), B (out, r), computed on activations. Convolutions: the update goes through
-    the weight, ``y = base_with_weight(W + s * B @ A)(x)`` with A (r, in/groups * k...) and
-    B (out, r), via ``torch.func.functional_call`` so the module's own forward (static "same"
-    padding, groups, dilation) runs unchanged; dropout is not applied there. Shapes for
-    ``groups == 1`` are peft's (A (r, in, kh, kw), B (out, r, 1, 1)), so peft loads those files.
+    Linear: A (r, in), B (out, r), computed on activations. Convolutions are defined through the
+    weight, ``y = base_with_weight(W + s * B @ A)(x)`` with A (r, in/groups, *k) and B (out, r, 1...),
+    the module's own forward (static "same" padding, groups, dilation) running unchanged; dropout is
+    not applied there. Shapes for ``groups == 1`` are peft's, so peft loads those files.
+    A convolution is linear in its weight, so the same output has two ways to compute it (``_conv_path``):
+
+    - "weight": one conv with W + s * B @ A. Its backward needs the conv's full weight gradient
+      dL/dW' (out * in/g * k... MACs per output position, as much as the forward) to get dA, dB.
+    - "activation": ``base(x) + s * conv1x1(conv_A(x), B)``: conv_A is the base forward with weight A
+      (repeated per group, no bias; same padding, stride and dilation), B a grouped 1x1 conv. The base
+      conv then needs only its input gradient; the low-rank path costs ~3 * r * (in * k... + out).
+
+    Training picks by layer shape (``_conv_path``): the activation path only on very wide ungrouped
+    convs (measured: elsewhere small-r convs are too slow to win), the weight path on depthwise and
+    narrow convs (for depthwise the low-rank path would cost r base convs) and always without gradients
+    (eval: one conv with the summed weight). Both are exact up to rounding. Depthwise convs on small
+    maps train in channels-last layout on CPU (``_nhwc_depthwise``), where PyTorch's backward is faster.
     DoRA (Liu et al. 2024, arXiv:2402.09353): ``W' = m * (W + s * B @ A) / ||W + s * B @ A||`` with
     the norm per output unit taken as a constant (detached), as in the paper and peft.
     A is Kaiming-uniform and B zero, so at init the layer equals its base.
@@ -59,6 +76,7 @@ class LoraLayer(nn.Module):
         self.active: Optional[str] = None
         self.merged: Optional[str] = None
         self._pre_merge: Optional[torch.Tensor] = None   # DoRA: the weight before merging (exact unmerge)
+        self.conv_path = "auto"      # "auto" | "weight" | "activation" (tests and benchmarks force one)
 
     @property
     def is_conv(self) -> bool:
@@ -120,13 +138,69 @@ class LoraLayer(nn.Module):
             return self.base_layer(x, *args, **kwargs)
         w = self.base_layer.weight
         if name in self.lora_magnitude_vector:
-            weight = self._dora_weight(name, w)
-            return functional_call(self.base_layer, {"weight": weight}, (x, *args), kwargs)
+            return self._with_weight(self._dora_weight(name, w), x, args, kwargs)
         if self.is_conv:
-            return functional_call(self.base_layer, {"weight": w + self.delta(name)}, (x, *args), kwargs)
+            if self._conv_path(name) == "weight":
+                if not self._nhwc_depthwise(x):
+                    return self._with_weight(w + self.delta(name), x, args, kwargs)
+                y = self._with_weight(w + self.delta(name), x.contiguous(memory_format=torch.channels_last), args, kwargs)
+                return y.contiguous(memory_format=torch.contiguous_format)   # the caller's (NCHW) layout
+            base, a, b = self.base_layer, self.lora_A[name].weight, self.lora_B[name].weight
+            a = a.repeat(base.groups, *([1] * (a.dim() - 1))) if base.groups > 1 else a   # (g*r, in/g, *k)
+            h = self._with_weight(a, x, args, kwargs, no_bias=True)                     # (N, g*r, *spatial)
+            up = _CONV[a.dim() - 2](h, b, None, 1, 0, 1, base.groups)                   # (N, out, *spatial)
+            return base(x, *args, **kwargs) + up * self.scaling[name]
         out = self.base_layer(x, *args, **kwargs)
         h = self.lora_A[name](self.lora_dropout[name](x))               # (..., r)
         return out + self.lora_B[name](h) * self.scaling[name]          # (..., out)
+
+    def _with_weight(self, weight: torch.Tensor, x: torch.Tensor, args: tuple, kwargs: dict,
+                     no_bias: bool = False) -> torch.Tensor:
+        """The base module's forward with ``weight`` for its weight (and no bias if ``no_bias``).
+        Plain nn.ConvNd: its ``_conv_forward`` directly; anything else (a subclass with its own
+        padding): ``functional_call``, which swaps the parameters in for the call (more Python work)."""
+        base = self.base_layer
+        bias = None if no_bias else base.bias
+        if type(base).forward in _PLAIN_CONV_FORWARDS and not args and not kwargs:
+            return base._conv_forward(x, weight, bias)
+        params = {"weight": weight, **({"bias": None} if no_bias and base.bias is not None else {})}
+        return functional_call(base, params, (x, *args), kwargs)
+
+    def _nhwc_depthwise(self, x: torch.Tensor) -> bool:
+        """Train a depthwise 2d conv on CPU in channels-last layout. PyTorch's CPU (oneDNN) depthwise
+        backward is far slower on NCHW tensors than on NHWC ones: on EfficientNet-Lite0's depthwise convs
+        (batch 32, 96 px, 1 thread) the weight gradient took 23 ms vs 14 (1152 ch, 7x7 in, k5), 8.3 vs 2.5
+        (96 ch, 49x49, k3, stride 2), the input gradient 8.5 vs 5.8, while the forward takes 1-7 ms; the
+        weight gradient is the one LoRA needs (for dA, dB). The layout copies (x, y and their gradients)
+        cost less there, but not on large maps: fwd+bwd of the whole layer went 39 -> 30 ms (k5, 24x24 in,
+        stride 2), 45 -> 23 (k5, 6x6), 32 -> 16 (k5, 3x3), but 19 -> 29 (k3, 48x48) and 32 -> 37 (k3,
+        24x24); so only where the output has at most 16x16 positions (the wins had <= 12x12, the losses
+        >= 24x24). Same numbers up to rounding; the output is handed back in the input's NCHW layout."""
+        base = self.base_layer
+        if not (x.dim() == 4 and x.device.type == "cpu" and torch.is_grad_enabled() and base.groups > 1
+                and base.groups == base.in_channels and x.is_contiguous()):
+            return False
+        return (x.shape[-2] // base.stride[0]) * (x.shape[-1] // base.stride[1]) <= 16 * 16
+
+    def _conv_path(self, name: str) -> str:
+        """"weight" or "activation" (see the class docstring), by multiply-adds per output position.
+
+        Weight path: the conv's weight gradient, F = out * in/g * K (K = kernel size), is the cost the
+        other path avoids. Activation path: forward, input gradient and weight gradient of conv_A
+        (r * in * K each) and of the 1x1 B conv (out * r each): 3 * low_rank by that count. Measured on CPU
+        (EfficientNet-Lite0, r=8), small-r convs run far below peak, so the activation path only won
+        where F > 24 * low_rank (the 1152->320 and 320->1280 1x1 convs): that is the rule.
+        No adapter gradient to compute (eval, frozen adapter): one conv with the summed weight is cheapest."""
+        if self.conv_path != "auto":
+            return self.conv_path
+        base = self.base_layer
+        trains = self.lora_A[name].weight.requires_grad or self.lora_B[name].weight.requires_grad
+        if not (torch.is_grad_enabled() and trains) or base.weight.requires_grad or base.transposed:
+            return "weight"          # (a trained base weight needs the full weight gradient anyway)
+        r, k = self.lora_A[name].weight.shape[0], math.prod(base.kernel_size)
+        full = base.out_channels * base.in_channels // base.groups * k
+        low_rank = r * base.in_channels * k + base.out_channels * r
+        return "activation" if full > 24 * low_rank else "weight"
 
     # --- merge --------------------------------------------------------------------------------
     @torch.no_grad()

@@ -100,3 +100,55 @@ def test_adapter_layer_wraps_tuple_outputs_and_refuses_merge():
     assert torch.equal(out[0], 2 * x) and out[1] == "cache"
     with pytest.raises(NotImplementedError, match="non-linear"):
         layer.merge()
+
+
+CONVS = {
+    "conv": lambda: nn.Conv2d(4, 6, 3, padding=1),
+    "same-pad-stride2": lambda: SamePadConv(4, 6, 3, stride=2, image_size=8),
+    "depthwise": lambda: SamePadConv(6, 6, 5, image_size=8, groups=6),
+    "grouped-dilated": lambda: nn.Conv2d(4, 6, 3, stride=2, padding=2, dilation=2, groups=2),
+    "1x1-no-bias": lambda: nn.Conv2d(6, 8, 1, bias=False),
+    "conv1d-reflect": lambda: nn.Conv1d(4, 6, 3, padding=1, padding_mode="reflect"),
+}
+
+
+@pytest.mark.parametrize("path", ["weight", "activation"])
+@pytest.mark.parametrize("kind", list(CONVS))
+def test_conv_paths_match_the_merged_weight_definition_and_its_gradients(kind, path):
+    """Both ways of computing a conv LoRA give LoRA's definition, base(W + s B A)(x), and its gradients."""
+    torch.manual_seed(0)
+    base = CONVS[kind]().requires_grad_(False)
+    x = torch.randn(2, base.in_channels, *([9] * (base.weight.dim() - 2)), requires_grad=True)
+    layer = _trained(LoraLayer(base))
+    layer.add_adapter("a", r=3, alpha=6)
+    with torch.no_grad():
+        layer.lora_B["a"].weight.normal_()
+    layer.conv_path = path
+    a, b = layer.lora_A["a"].weight, layer.lora_B["a"].weight
+    y = layer(x)
+    g = torch.randn_like(y)
+    grads = torch.autograd.grad((y * g).sum(), (a, b, x))
+
+    ra, rb, rx = (t.detach().clone().requires_grad_(True) for t in (a, b, x))
+    w = base.weight + 2.0 * (rb.flatten(1) @ ra.flatten(1)).view_as(base.weight)
+    ref = torch.func.functional_call(base, {"weight": w}, (rx,))
+    ref_grads = torch.autograd.grad((ref * g).sum(), (ra, rb, rx))
+    assert torch.allclose(y, ref, atol=1e-5) and y.is_contiguous()        # in the caller's layout
+    assert layer._nhwc_depthwise(x) == (kind == "depthwise")             # so the NHWC route is covered too
+    for got, expect in zip(grads, ref_grads):
+        assert torch.allclose(got, expect, atol=1e-4, rtol=1e-4)
+    assert base.weight.grad is None
+
+
+def test_auto_conv_path_follows_cost_and_grad_mode():
+    wide = LoraLayer(nn.Conv2d(1152, 320, 1, bias=False).requires_grad_(False))
+    depthwise = LoraLayer(nn.Conv2d(192, 192, 5, groups=192, bias=False).requires_grad_(False))
+    narrow = LoraLayer(nn.Conv2d(3, 32, 3, stride=2, bias=False).requires_grad_(False))
+    for layer in (wide, depthwise, narrow):
+        layer.add_adapter("a", r=8, alpha=16)
+    assert wide._conv_path("a") == "activation"          # 1x1 GEMM weight gradient saved
+    assert depthwise._conv_path("a") == "weight" and narrow._conv_path("a") == "weight"
+    with torch.no_grad():
+        assert wide._conv_path("a") == "weight"           # inference: one conv with W + s B A
+    wide.base_layer.weight.requires_grad_(True)
+    assert wide._conv_path("a") == "weight"               # a trained base needs its weight gradient anyway
