@@ -137,11 +137,13 @@ def finish(plan: Plan, model: nn.Module, cfg) -> Plan:
             plan.notes.append(f"L2-SP is on and train.weight_decay={t.weight_decay:g} still decays toward zero; "
                               f"set it to 0 for the paper's objective")
     warm = o.warm_start_head or cfg.strategy == "lp_ft"
-    bn_frozen = o.bn_stats == "frozen" or (o.bn_stats == "auto" and warm)
+    peft = cfg.method not in (None, "none")
+    bn_frozen = o.bn_stats == "frozen" or (o.bn_stats == "auto" and (warm or peft))
     if bn_frozen and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
-        plan.notes.append("BatchNorm runs on its stored statistics (its scale and shift still train): "
-                          + ("strategy_options.bn_stats=frozen" if o.bn_stats == "frozen" else
-                             "the head is warm-started on eval-mode features (bn_stats=auto)"))
+        why = ("strategy_options.bn_stats=frozen" if o.bn_stats == "frozen" else
+               "the head is warm-started on eval-mode features (bn_stats=auto)" if warm else
+               f"method {cfg.method} keeps the pretrained function and changes a few parameters (bn_stats=auto)")
+        plan.notes.append(f"BatchNorm runs on its stored statistics (its scale and shift still train): {why}")
     if not o.frozen_train_mode or bn_frozen:     # after GradualUnfreezing: it sees the new freezing
         plan.callbacks.append(FrozenEval(frozen_layers=not o.frozen_train_mode, bn_stats=bn_frozen))
 
