@@ -29,6 +29,7 @@ from .evaluate import evaluate_dataset
 from .optim import build_optimizer, build_scheduler, param_groups, schedule_options
 from .tracking import build_trackers, flatten
 from .training.callbacks import BestModelSaver, CallbackList, Checkpointer, EarlyStopping, Progress, TrackerLogger
+from .strategies.frozen_mode import recalibrate_bn
 from .training.loop import TrainState, fit, monitored
 from .training.losses import loss_for
 from .training.precision import resolve_device, resolve_precision
@@ -215,7 +216,11 @@ def train(config, overrides: list[str] | None = None, *, resume: bool = False, o
         m, ds, collate = data.evals[split]     # the TaskModel, or a head over cached features
         return evaluate_dataset(m, ds, collate, cfg.task, bundle.num_labels, eval_bs, precision)
 
+    recal = max((p.bn_recalibrate_batches for p in plans), default=0)
+
     def evaluate() -> dict:
+        if recal:      # BatchNorm statistics at the current weights (strategies/frozen_mode.py)
+            recalibrate_bn(data.model, data.train, data.collate, device, cfg.train.batch_size, recal)
         return {"val": evaluate_split("val")}
 
     # Always the whole TaskModel, also when fit() trains a head over a feature cache.

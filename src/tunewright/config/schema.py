@@ -156,10 +156,13 @@ class StrategyOptions:
     frozen_train_mode: bool = opt(False, "Keep frozen layers in train mode (dropout on, BatchNorm statistics "
                                   "updating). Off: they run in eval mode, like the pretrained model at inference.")
     bn_stats: str = opt("auto", "Any strategy: BatchNorm statistics of layers that train. train: updated from each "
-                        "batch (PyTorch's default); frozen: the stored statistics are used, scale and shift still "
-                        "train (small batches, small data); auto: frozen when the head is warm-started (lp_ft, "
-                        "warm_start_head), so the features the probe was fit on stay put, else train.",
-                        ("auto", "train", "frozen"))
+                        "batch with the layer's momentum (PyTorch's default); recalibrate: the same, then recomputed "
+                        "from bn_recalibrate_batches training batches before every evaluation; frozen: the stored "
+                        "statistics are used, scale and shift still train. auto: frozen when the head is "
+                        "warm-started (lp_ft, warm_start_head) or under a PEFT method, recalibrate otherwise "
+                        "(docs/strategies.md, 'BatchNorm').", ("auto", "train", "recalibrate", "frozen"))
+    bn_recalibrate_batches: int = opt(20, "bn_stats recalibrate: training batches (a fixed seeded sample) that "
+                                      "the statistics are recomputed from.")
     warm_start_head: bool = opt(False, "Any strategy: first fit the head to convergence on cached frozen features "
                                 "(linear probing; LP-FT, Kumar et al. 2022). Strategy lp_ft turns it on.")
     probe_max_iter: int = opt(300, "Head warm start: L-BFGS iterations at most.")

@@ -55,6 +55,7 @@ class Plan:
     notes: list[str] = field(default_factory=list)
     group_of: Optional[Callable[[str], str]] = None
     prepare: Optional[Callable[[FitData, Any, torch.device], FitData]] = None
+    bn_recalibrate_batches: int = 0   # > 0: before every evaluation, BatchNorm statistics from this many batches
 
 
 from .plans import feature_extraction, full, gradual_unfreezing, lp_ft, partial  # noqa: E402  (they return Plan)

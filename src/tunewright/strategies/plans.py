@@ -139,7 +139,13 @@ def finish(plan: Plan, model: nn.Module, cfg) -> Plan:
     warm = o.warm_start_head or cfg.strategy == "lp_ft"
     peft = cfg.method not in (None, "none")
     bn_frozen = o.bn_stats == "frozen" or (o.bn_stats == "auto" and (warm or peft))
-    if bn_frozen and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+    has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    if has_bn and (o.bn_stats == "recalibrate" or (o.bn_stats == "auto" and not bn_frozen)):
+        plan.bn_recalibrate_batches = o.bn_recalibrate_batches
+        plan.notes.append(f"BatchNorm statistics of the layers that train are recomputed from "
+                          f"{o.bn_recalibrate_batches} training batches before every evaluation (bn_stats="
+                          f"{o.bn_stats})")
+    if bn_frozen and has_bn:
         why = ("strategy_options.bn_stats=frozen" if o.bn_stats == "frozen" else
                "the head is warm-started on eval-mode features (bn_stats=auto)" if warm else
                f"method {cfg.method} keeps the pretrained function and changes a few parameters (bn_stats=auto)")

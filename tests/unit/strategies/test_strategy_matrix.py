@@ -59,7 +59,8 @@ def test_with_a_peft_method_only_its_parameters_and_the_head_train(strategy, tmp
 @pytest.mark.parametrize("strategy, bn_stats, stats_move", [
     ("lp_ft", "auto", False),      # warm-started head: BatchNorm keeps the statistics the probe saw
     ("lp_ft", "train", True),
-    ("full", "auto", True),        # no warm start: PyTorch's default
+    ("full", "auto", True),        # no warm start: train, then recalibrated before every evaluation
+    ("full", "train", True),
     ("full", "frozen", False),
     ("full+bitfit", "auto", False),  # a PEFT method keeps the pretrained function: BatchNorm shifts train, stats stay
 ])
@@ -74,3 +75,6 @@ def test_bn_stats_decides_whether_trainable_batchnorm_updates_its_statistics(str
     assert ("backbone.bn1.running_mean" in moved) == stats_move, sorted(moved)
     assert ("backbone.bn1.running_var" in moved) == stats_move
     assert any("BatchNorm runs on its stored statistics" in n for n in plans[0].notes) == (not stats_move)
+    recal = strategy == "full" and bn_stats == "auto" and not method
+    assert (plans[0].bn_recalibrate_batches > 0) == recal
+    assert any("recomputed from" in n for n in plans[0].notes) == recal
