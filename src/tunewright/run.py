@@ -220,7 +220,8 @@ def train(config, overrides: list[str] | None = None, *, resume: bool = False, o
 
     def evaluate() -> dict:
         if recal:      # BatchNorm statistics at the current weights (strategies/frozen_mode.py)
-            recalibrate_bn(data.model, data.train, data.collate, device, cfg.train.batch_size, recal)
+            recalibrate_bn(data.model, data.train, data.collate, device, cfg.train.batch_size, recal,
+                           precision.autocast)
         return {"val": evaluate_split("val")}
 
     # Always the whole TaskModel, also when fit() trains a head over a feature cache.

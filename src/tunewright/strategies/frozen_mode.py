@@ -24,19 +24,24 @@ EfficientNet-Lite0 keeps TensorFlow's momentum (0.01), so after 82 steps its run
 still 44% ImageNet's: full fine-tuning on digits evaluated at 0.706 test accuracy, and 0.972 with
 the same weights after recalibration. `torch.optim.swa_utils.update_bn` does the same but runs
 the whole model in train mode, dropout included, which perturbs the statistics and draws from the
-global RNG mid-run; `recalibrate_bn` keeps everything else in eval mode and samples its batches
-from its own seeded generator, so exact resume is unaffected.
+global RNG mid-run; `recalibrate_bn` keeps everything else in eval mode, samples its batches from
+its own seeded generator, restores the global generators (augmentation draws from them), and uses
+full batches only, so exact resume is unaffected.
 
 The loop calls `model.train()` when training starts and after every evaluation, so the callback
 re-applies this at the start of every epoch and after every evaluation.
 """
 from __future__ import annotations
 
+import contextlib
+from typing import Callable
+
 import numpy as np
 import torch
 from torch import nn
 
 from ..training.loop import to_device
+from ..training.rng import capture_rng, restore_rng
 
 
 def eval_frozen(model: nn.Module, frozen_layers: bool = True, bn_stats: bool = False) -> list[str]:
@@ -83,29 +88,40 @@ class FrozenEval:
 
 
 @torch.no_grad()
-def recalibrate_bn(model: nn.Module, dataset, collate, device, batch_size: int, max_batches: int) -> int:
-    """Recompute the running mean and variance of every BatchNorm layer that trains, as the exact
-    average over up to `max_batches` training batches (a fixed seeded sample), the rest of the model
-    in eval mode. Module modes and momenta are restored; returns the number of examples used."""
+def recalibrate_bn(model: nn.Module, dataset, collate, device, batch_size: int, max_batches: int,
+                   autocast: Callable = contextlib.nullcontext) -> int:
+    """Recompute the running mean and variance of every BatchNorm layer that trains, as the average over
+    up to `max_batches` full training batches (a fixed seeded sample), the rest of the model in eval
+    mode and under `autocast` (the evaluation's precision). Module modes, momenta and every global RNG
+    (training-time augmentation draws from them) are restored; returns the number of examples used.
+
+    Only full batches: with momentum None, BatchNorm averages per-batch statistics with equal weight,
+    so a last batch of 2 would count as much as one of 32. The statistics come from training inputs
+    as the training transform gives them (augmented, if augmentation is on), as train-mode BatchNorm
+    sees them anyway."""
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
            and any(p.requires_grad for p in m.parameters(recurse=False))]
     n = min(len(dataset), max_batches * batch_size)
+    n = n - n % batch_size if n >= batch_size else n     # one short batch only when there is no full one
     if not bns or n == 0:
         return 0
     modes = {m: m.training for m in model.modules()}
     momenta = [m.momentum for m in bns]
+    rng = capture_rng()
     model.eval()
     for m in bns:
         m.reset_running_stats()
         m.momentum = None                      # None: a cumulative average over the batches below
         m.train()
-    idx = np.random.default_rng(0).permutation(len(dataset))[:n].tolist()   # not the global RNG: resume stays exact
+    idx = np.random.default_rng(0).permutation(len(dataset))[:n].tolist()   # its own generator: a fixed sample
     try:
         for s in range(0, n, batch_size):
-            model(to_device(collate([dataset[j] for j in idx[s:s + batch_size]]), device))
+            with autocast():
+                model(to_device(collate([dataset[j] for j in idx[s:s + batch_size]]), device))
     finally:
         for m, momentum in zip(bns, momenta):
             m.momentum = momentum
         for m, training in modes.items():
             m.train(training)
+        restore_rng(*rng)
     return n

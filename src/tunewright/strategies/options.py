@@ -33,6 +33,8 @@ def check_options(cfg) -> None:
           "give epochs >= 0 in increasing order, e.g. [1, 2, 4]")
     _need(o.plateau_patience >= 1, "strategy_options.plateau_patience", o.plateau_patience, "it must be >= 1")
     _need(o.probe_max_iter >= 1, "strategy_options.probe_max_iter", o.probe_max_iter, "it must be >= 1")
+    _need(o.bn_recalibrate_batches >= 1, "strategy_options.bn_recalibrate_batches", o.bn_recalibrate_batches,
+          "it must be >= 1 (bn_stats=train turns recalibration off)")
     _need(o.probe_weight_decay >= 0, "strategy_options.probe_weight_decay", o.probe_weight_decay, "it must be >= 0")
     if cfg.strategy == "partial" and o.train_top is None and not o.rules:
         raise ConfigError("strategy: partial needs strategy_options.train_top (train the top k layer groups and "

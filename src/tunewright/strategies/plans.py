@@ -139,8 +139,11 @@ def finish(plan: Plan, model: nn.Module, cfg) -> Plan:
     warm = o.warm_start_head or cfg.strategy == "lp_ft"
     peft = cfg.method not in (None, "none")
     bn_frozen = o.bn_stats == "frozen" or (o.bn_stats == "auto" and (warm or peft))
-    has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-    if has_bn and (o.bn_stats == "recalibrate" or (o.bn_stats == "auto" and not bn_frozen)):
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    has_bn = bool(bns)
+    bn_trains = cfg.strategy in ("gradual_unfreezing", "progressive_unfreezing") or \
+        any(p.requires_grad for m in bns for p in m.parameters(recurse=False))   # (unfreezing: later)
+    if bn_trains and (o.bn_stats == "recalibrate" or (o.bn_stats == "auto" and not bn_frozen)):
         plan.bn_recalibrate_batches = o.bn_recalibrate_batches
         plan.notes.append(f"BatchNorm statistics of the layers that train are recomputed from "
                           f"{o.bn_recalibrate_batches} training batches before every evaluation (bn_stats="

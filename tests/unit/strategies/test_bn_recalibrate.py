@@ -31,13 +31,13 @@ def test_statistics_are_the_exact_average_and_nothing_else_changes():
     frozen_before = (net.frozen_bn.running_mean.clone(), net.frozen_bn.running_var.clone())
     net.train()
     rng = torch.get_rng_state()
-    used = recalibrate_bn(net, data, collate, "cpu", batch_size=8, max_batches=100)   # covers all 50
-    assert used == 50
+    used = recalibrate_bn(net, data, collate, "cpu", batch_size=8, max_batches=100)
+    assert used == 48                      # 6 full batches; a 7th of 2 would weigh as much as one of 8
     # momentum=None: the running statistics are the plain average of the per-batch statistics over the
-    # sampled batches (here every example, in recalibrate_bn's own seeded order, batches of 8 and a last of 2)
+    # sampled batches (recalibrate_bn's own seeded order, full batches of 8 only)
     idx = np.random.default_rng(0).permutation(50).tolist()
     with torch.no_grad():
-        hs = [net.lin(torch.stack([data[j]["x"] for j in idx[s:s + 8]])) for s in range(0, 50, 8)]
+        hs = [net.lin(torch.stack([data[j]["x"] for j in idx[s:s + 8]])) for s in range(0, 48, 8)]
     assert torch.allclose(net.bn.running_mean, torch.stack([h.mean(0) for h in hs]).mean(0), atol=1e-5)
     assert torch.allclose(net.bn.running_var, torch.stack([h.var(0) for h in hs]).mean(0), atol=1e-4)
     assert net.bn.momentum == 0.01 and net.training and net.drop.training and net.bn.training
@@ -62,3 +62,26 @@ def test_nothing_to_do_without_trainable_batchnorm():
     before = net.bn.running_mean.clone()
     assert recalibrate_bn(net, [{"x": torch.randn(3)}] * 4, collate, "cpu", 2, 2) == 0
     assert torch.equal(net.bn.running_mean, before)
+
+
+def test_train_recalibrates_before_evaluation_so_the_saved_model_holds_recomputed_statistics(tmp_path, tw_models,
+                                                                                             cnn_factory):
+    """Through `tunewright.train`: with bn_stats auto (full fine-tuning -> recalibrate) the saved best model's
+    BatchNorm statistics are the recalibrated ones at its weights; with bn_stats train they are not."""
+    from tunewright.config.load import config_from_dict
+    from tunewright.data import build_data, read_data
+    from tunewright.run import load_run, train
+
+    stats = {}
+    for mode in ("auto", "train"):
+        cfg = tw_models.config("cnn", tmp_path / mode, cnn_factory)
+        cfg.update(strategy="full", strategy_options={"bn_stats": mode, "bn_recalibrate_batches": 3})
+        run = train(cfg)
+        conf, model, pre, _ = load_run(run.run_dir)
+        saved = model.backbone.bn1.running_mean.clone()
+        bundle = build_data(read_data(config_from_dict(cfg)), pre, conf)
+        model.requires_grad_(True)
+        recalibrate_bn(model, bundle.train, bundle.collate, "cpu", conf.train.batch_size, 3)
+        stats[mode] = (saved, model.backbone.bn1.running_mean)
+    assert torch.allclose(*stats["auto"], atol=1e-5), stats["auto"]
+    assert not torch.allclose(*stats["train"], atol=1e-3), stats["train"]
