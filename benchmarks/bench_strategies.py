@@ -149,10 +149,12 @@ def write_doc(results: dict, command: str) -> None:
     meta = results["meta"]
     loads = [s.get("load_average_after", 0) for t in TASKS for s in results.get(t, {}).values()]
     lines = [START, "", "Produced by:", "", "```", command, "```", "",
-             f"{meta['date']}, {meta['machine']}, torch {meta['torch']}, {meta['threads']} threads per run. The "
-             f"machine was shared with other jobs: the 1-minute load average after the runs was "
-             f"{min(loads, default=0):.1f} to {max(loads, default=0):.1f} on 2 cores, so every time below is "
-             f"inflated by the other jobs, by different amounts per run; compare times within a table with care.", ""]
+             f"{meta['date']}, {meta['machine']}, torch {meta['torch']}, {meta['threads']} threads per run, one run "
+             f"at a time. The 1-minute load average after each run was {min(loads, default=0):.1f} to "
+             f"{max(loads, default=0):.1f} on 2 cores (one 2-thread run alone gives about 2; more means other "
+             f"jobs shared the machine and that run's times are inflated; `load_average_after` per run is in "
+             f"benchmarks/results/strategies.json). Wall time is the whole process: start-up, model load, "
+             f"data, cache, training, evaluation.", ""]
     for task in TASKS:
         if task in results:
             lines += table(results, task) + [""]
