@@ -169,6 +169,7 @@ def lm_config(method: str, out: str, files: dict) -> dict:
             "method": method, "data": {**files, "max_length": 48},
             "train": {"epochs": 1, "batch_size": 16, "num_threads": THREADS, "progress": "plain"},
             "prompt_tuning": {"init_text": "Lines of dialogue from the TV show Friends:"},
+            "prefix_tuning": {"init_text": "Lines of dialogue from the TV show Friends:"},
             "checkpoint": {"keep_last": 1}}
 
 

@@ -228,6 +228,9 @@ class PrefixTuningOptions:
     projection: bool = opt(False, "Reparametrise the prefix through a 2-layer MLP (Li & Liang 2021); more stable, "
                            "more parameters while training.")
     projection_hidden: int = opt(512, "Hidden width of that MLP.")
+    init_text: str = opt("", "Causal LMs: start the prefix as the model's own keys and values of this text (its "
+                         "first num_virtual_tokens tokens) instead of peft's random N(0, 1) vectors, which wreck "
+                         "a small LM's output at first (SmolLM2 on Friends: perplexity 104 -> 1,752).")
     lr: float = opt(5e-3, "Peak learning rate of the prefix and the head.")
 
 

@@ -14,6 +14,14 @@ by n ones for both; for prompt tuning it also returns n extra leading positions,
 classification head and the causal-LM labels line up with the batch as they do without a method.
 Neither starts equal to the base model (the virtual tokens change every output), and neither
 can be merged into the weights.
+
+Prefix initialisation (``prefix_tuning.init_text``, causal LMs): peft draws the prefix keys and
+values at random, N(0, 1), far from the scale of a real attention layer's keys and values. On
+SmolLM2-135M that took Friends perplexity from 104 to 1,752 after 20 steps. With ``init_text`` the
+prefix starts as the base model's own key/value cache of that text (its first n tokens, repeated
+if shorter), so the run starts as the base model reading that text first, the way
+``prompt_tuning.init_text`` starts from the text's embeddings (Li & Liang 2021 also initialise
+from real words' activations). peft has no such option, hence the code below.
 """
 from __future__ import annotations
 
@@ -53,10 +61,54 @@ def apply_prefix(model, cfg):
     import peft
     _check(model, "prefix_tuning")
     opts, name = cfg.prefix_tuning, cfg.peft.adapter_name
+    init = None
+    if opts.init_text:
+        if opts.projection:
+            raise ConfigError("prefix_tuning.init_text sets the prefix itself; with prefix_tuning.projection an MLP "
+                              "produces it. Use one of the two.")
+        if model.task != "causal_lm" or base.is_peft(model):
+            raise ConfigError(f"prefix_tuning.init_text needs a causal LM as the first method (it reads the "
+                              f"model's key/value cache); this run is task {model.task!r}. Leave init_text empty.")
+        init = _text_cache(model, opts.init_text, opts.num_virtual_tokens)
     before = base.flags(model)
     base.wrap_peft(model, peft.PrefixTuningConfig(task_type=base.peft_task_type(model),
                                                   num_virtual_tokens=opts.num_virtual_tokens,
                                                   prefix_projection=opts.projection,
                                                   encoder_hidden_size=opts.projection_hidden), name)
+    if init is not None:
+        _load_prefix(model, name, init)
     mine = base.train_only(model, cfg, own_pattern(name), before)
     return base.method_plan(model, cfg, mine, opts.lr)
+
+
+def _text_cache(model, text: str, n: int) -> list:
+    """[(keys, values)] per layer, each (kv_heads, n, head_dim): the backbone's cache of `text`'s first
+    n tokens (repeated to n if shorter)."""
+    import torch
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(model.source["name_or_path"])
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    if not ids:
+        raise ConfigError(f"prefix_tuning.init_text {text!r} has no tokens.")
+    ids = (ids * (n // len(ids) + 1))[:n]
+    p = next(model.backbone.parameters())
+    with torch.no_grad():
+        out = model.backbone(input_ids=torch.tensor([ids], device=p.device), use_cache=True)
+    cache = getattr(out, "cache", None) or out.past_key_values
+    return [(layer.keys[0], layer.values[0]) for layer in cache.layers]
+
+
+def _load_prefix(model, name: str, layers: list) -> None:
+    """Write per-layer (keys, values) into peft's prefix table. peft reads row i of the table
+    (num_virtual_tokens, num_layers * 2 * token_dim) as (num_layers * 2, heads, head_dim): the key of
+    layer l at 2l, its value at 2l + 1 (PeftModel.get_prompt)."""
+    import torch
+    weight = model.backbone.prompt_encoder[name].embedding.weight          # (n, num_layers * 2 * token_dim)
+    n = weight.shape[0]
+    blocks = [t.permute(1, 0, 2).reshape(n, -1) for kv in layers for t in kv]   # (n, heads * head_dim) each
+    table = torch.cat(blocks, dim=1)
+    if table.shape != weight.shape:
+        raise ConfigError(f"prefix_tuning.init_text: the model's cache gives a prefix of shape {tuple(table.shape)}, "
+                          f"peft expects {tuple(weight.shape)}; leave init_text empty for this model.")
+    with torch.no_grad():
+        weight.copy_(table.to(weight.dtype))
