@@ -326,13 +326,14 @@ def job_throughput(tool: str, steps: int = 20, warmup: int = 2) -> dict:
         class Clock:
             def on_step_end(self, ctx):
                 clock["t"].append(time.perf_counter())
+                clock["rss"] = peak_rss_mb()          # up to the last timed step (evaluation and saving after)
         with tempfile.TemporaryDirectory() as out:
             train(r8_config("lora", out, "tp", **{"data.train_subset": rows, "data.test_subset": 64,
                                                   "train.precision": "fp32",
                                                   "lora.target_modules": ["query", "value"], "lora.dropout": 0.1,
                                                   "train.max_steps": steps + warmup, "train.warmup_ratio": 0.0,
                                                   "train.eval_every_steps": 10 ** 6}), callbacks=[Clock()])
-        t = clock["t"]
+        t, rss_train = clock["t"], clock["rss"]
     else:
         from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments
         from tunewright.data.splits import subset_indices
@@ -343,20 +344,24 @@ def job_throughput(tool: str, steps: int = 20, warmup: int = 2) -> dict:
         tok = AutoTokenizer.from_pretrained(minilm_path())
         train_ds, _ = _hf_datasets(tok, 128, train_df.iloc[sorted(keep)], test_df.iloc[:1], labels)
         model = _hf_lora_model(len(labels))
-        t = []
+        t, rss = [], {}
 
         class Clock(TrainerCallback):
             def on_step_end(self, args, state, control, **kw):
                 t.append(time.perf_counter())
+                rss["train"] = peak_rss_mb()
         with tempfile.TemporaryDirectory() as out:
             args = TrainingArguments(output_dir=out, per_device_train_batch_size=32, learning_rate=5e-4,
                                      max_steps=steps + warmup, save_strategy="no", report_to="none", seed=42,
                                      use_cpu=device().type == "cpu", disable_tqdm=True, logging_steps=10 ** 6)
             Trainer(model=model, args=args, train_dataset=train_ds, data_collator=DataCollatorWithPadding(tok),
                     callbacks=[Clock()]).train()
+        rss_train = rss["train"]
     seconds = t[-1] - t[warmup - 1]
+    # Peak RSS up to the last timed step, the same point for both tools: tunewright.train then evaluates
+    # and saves, which the Trainer job (save_strategy=no, no eval) does not; that is peak_rss_exit_mb.
     return {"tool": tool, "timed_steps": steps, "samples_per_s": round(steps * 32 / seconds, 2),
-            "seconds": round(seconds, 1), "peak_rss_mb": round(peak_rss_mb(), 1)}
+            "seconds": round(seconds, 1), "peak_rss_mb": round(rss_train, 1), "peak_rss_exit_mb": round(peak_rss_mb(), 1)}
 
 
 def job_latency(reps: int = 7) -> dict:
@@ -476,6 +481,8 @@ def _throughput_table(tw: dict, hf: dict, cmd: str) -> str:
         f"`{cmd}`", "", "Same job: MiniLM, LoRA r=8 on query/value, dropout 0.1, the same R8 rows, batch 32, "
         f"max_length 128, lr 5e-4, fp32, {tw['timed_steps']} timed steps after 2 warmup steps, each tool with its "
         f"data defaults, each in its own process; {tw.get('device', 'CPU')}, measured {tw['date']}.", "",
+        "Peak RSS is taken at the last timed step (tunewright then evaluates and saves; the Trainer job does "
+        "neither).", "",
         "| tool | samples/s | peak RSS MB |", "|---|---|---|",
         f"| tunewright | {tw['samples_per_s']:.1f} | {tw['peak_rss_mb']:.0f} |",
         f"| HF Trainer + peft | {hf['samples_per_s']:.1f} | {hf['peak_rss_mb']:.0f} |",
