@@ -140,7 +140,6 @@ def finish(plan: Plan, model: nn.Module, cfg) -> Plan:
     peft = cfg.method not in (None, "none")
     bn_frozen = o.bn_stats == "frozen" or (o.bn_stats == "auto" and (warm or peft))
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    has_bn = bool(bns)
     bn_trains = cfg.strategy in ("gradual_unfreezing", "progressive_unfreezing") or \
         any(p.requires_grad for m in bns for p in m.parameters(recurse=False))   # (unfreezing: later)
     if bn_trains and (o.bn_stats == "recalibrate" or (o.bn_stats == "auto" and not bn_frozen)):
@@ -148,7 +147,7 @@ def finish(plan: Plan, model: nn.Module, cfg) -> Plan:
         plan.notes.append(f"BatchNorm statistics of the layers that train are recomputed from "
                           f"{o.bn_recalibrate_batches} training batches before every evaluation (bn_stats="
                           f"{o.bn_stats})")
-    if bn_frozen and has_bn:
+    if bn_frozen and bns:
         why = ("strategy_options.bn_stats=frozen" if o.bn_stats == "frozen" else
                "the head is warm-started on eval-mode features (bn_stats=auto)" if warm else
                f"method {cfg.method} keeps the pretrained function and changes a few parameters (bn_stats=auto)")
