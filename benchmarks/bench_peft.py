@@ -331,7 +331,7 @@ def job_throughput(tool: str, steps: int = 20, warmup: int = 2) -> dict:
             train(r8_config("lora", out, "tp", **{"data.train_subset": rows, "data.test_subset": 64,
                                                   "train.precision": "fp32",
                                                   "lora.target_modules": ["query", "value"], "lora.dropout": 0.1,
-                                                  "train.max_steps": steps + warmup, "train.warmup_ratio": 0.0,
+                                                  "data.max_length": 128, "train.max_steps": steps + warmup, "train.warmup_ratio": 0.0,
                                                   "train.eval_every_steps": 10 ** 6}), callbacks=[Clock()])
         t, rss_train = clock["t"], clock["rss"]
     else:

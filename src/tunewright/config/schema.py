@@ -58,7 +58,8 @@ class DataConfig:
     label_column: str = opt("label", "Column holding the label (multilabel: a list or `a|b` string).")
     prompt_column: str = opt("prompt", "Instruction tuning: column with the prompt.")
     response_column: str = opt("response", "Instruction tuning: column with the response (the only tokens in the loss).")
-    max_length: int = opt(128, "Maximum tokens per text example (longer ones are truncated).")
+    max_length: int = opt(256, "Maximum tokens per text example (longer ones are truncated). Batches pad only to "
+                          "their longest row, so a longer limit costs time only on the texts that are long.")
     max_bad_rows: int = opt(0, "Skip and count up to this many malformed rows; one more is an error.")
     val_fraction: float = opt(0.1, "Share of train held out for validation when `val` is not given.")
     test_fraction: float = opt(0.2, "Share of train held out for test when no test split exists.")
@@ -187,7 +188,8 @@ class PeftOptions:
 class LoraOptions:
     r: int = opt(8, "Rank of the update B @ A.")
     alpha: float = opt(16.0, "Scaling numerator: the update is (alpha / r) * B @ A (rsLoRA: alpha / sqrt(r)).")
-    dropout: float = opt(0.05, "Dropout on the input of the low-rank path.")
+    dropout: float = opt(0.0, "Dropout on the input of the low-rank path (peft's default, 0: off; each adapted layer "
+                          "otherwise keeps its own dropped copy of its input for the backward pass).")
     target_modules: list = opt(["auto"], "Modules to adapt: module names or name suffixes (`query`, "
                                "`encoder.layer.0.attention.self.value`), or one regex. `auto`: every linear layer of "
                                "the backbone (on non-transformer backbones such as CNNs, convolutions too); never the "

@@ -26,7 +26,10 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int,
       ``BUCKET_BATCHES * batch_size`` rows, sort each chunk by length, cut it into batches,
       then shuffle the batches. Rows in a batch have similar lengths, so dynamic padding adds
       little, while the chunking keeps randomness across the epoch (the "bucket iterator" of
-      torchtext / fairseq). Only the last batch of the epoch can be short.
+      torchtext / fairseq). Only the last batch of the epoch can be short. The batch with the
+      most padded positions then goes first: the step that needs the most memory runs at step 1,
+      so an out-of-memory error shows at once and not hours into a run. (It does not bound CPU
+      peak RSS: glibc's heap still fragments under changing shapes, see benchmarks/README.md.)
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -54,7 +57,11 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int,
         part = part[np.argsort(lens[part], kind="stable")]  # shortest first within the chunk
         batches += [part[i:i + batch_size].tolist() for i in range(0, len(part), batch_size)]
     perm = rng.permutation(len(batches))
-    return [batches[i] for i in perm]
+    batches = [batches[i] for i in perm]
+    if not batches:
+        return batches
+    largest = max(range(len(batches)), key=lambda i: max(lens[batches[i]]) * len(batches[i]))
+    return [batches[largest]] + batches[:largest] + batches[largest + 1:]
 
 
 def balanced_weights(targets: Sequence[int], num_labels: int) -> list[float]:

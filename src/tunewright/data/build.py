@@ -97,6 +97,15 @@ def _check_preprocessor(raw: RawData, preprocessor: Any) -> None:
                         f"{type(preprocessor).__name__}")
 
 
+def token_limit(preprocessor: Any, cfg: Config) -> int:
+    """``data.max_length``, but never more than the tokenizer's ``model_max_length`` (the model's
+    position table: MiniLM 512): longer rows would index past it and fail inside the model."""
+    limit = getattr(preprocessor, "model_max_length", None)
+    if isinstance(limit, int) and 0 < limit < 1_000_000:   # unset limits are huge sentinels (1e30)
+        return min(cfg.data.max_length, limit)
+    return cfg.data.max_length
+
+
 def build_data(raw: RawData, preprocessor: Any, cfg: Config) -> DataBundle:
     """Tokenize each text split once (batched; truncation to ``data.max_length``, no padding),
     or wrap image splits for lazy preprocessing at ``__getitem__``."""
@@ -104,6 +113,10 @@ def build_data(raw: RawData, preprocessor: Any, cfg: Config) -> DataBundle:
     num_labels = _num_labels(raw)
     datasets: dict[str, Optional[Dataset]] = {}
     lengths, source, raw_inputs, targets = {}, {}, {}, {}
+    notes = list(raw.notes)
+    if raw.modality == "text" and token_limit(preprocessor, cfg) < cfg.data.max_length:
+        notes.append(f"data.max_length {cfg.data.max_length} is above the model's limit of "
+                     f"{token_limit(preprocessor, cfg)} tokens; texts are cut to that")
     for split in SPLITS:
         rows = raw.splits[split]
         if rows is None:
@@ -115,7 +128,7 @@ def build_data(raw: RawData, preprocessor: Any, cfg: Config) -> DataBundle:
                                            train=(split == "train"))
             lengths[split] = None
         else:
-            items = tokenize_examples(preprocessor, rows, raw.task, cfg.data.max_length)
+            items = tokenize_examples(preprocessor, rows, raw.task, token_limit(preprocessor, cfg))
             datasets[split] = ExampleDataset(items)
             lengths[split] = [len(it["input_ids"]) for it in items]
         source[split] = [(ex.path, ex.line) for ex in rows]
@@ -128,7 +141,7 @@ def build_data(raw: RawData, preprocessor: Any, cfg: Config) -> DataBundle:
         task=raw.task, collate=Collator(raw.task, pad_id, num_labels), lengths=lengths,
         class_counts=_class_counts(raw, num_labels), bad_rows=list(raw.bad_rows),
         source=source, raw_inputs=raw_inputs, targets=targets, files=dict(raw.files),
-        notes=list(raw.notes))
+        notes=notes)
 
 
 def encode_inputs(preprocessor: Any, inputs: Sequence[Any], cfg: Config,
@@ -154,5 +167,5 @@ def encode_inputs(preprocessor: Any, inputs: Sequence[Any], cfg: Config,
         raise DataError(f"input {bad + 1} is empty or not text: {texts[bad]!r}")
     # a rendered chat template already holds its special tokens (as in instruction tuning)
     templated = as_prompt and bool(getattr(preprocessor, "chat_template", None))
-    ids = token_ids(preprocessor, texts, cfg.data.max_length, add_special_tokens=not templated)
+    ids = token_ids(preprocessor, texts, token_limit(preprocessor, cfg), add_special_tokens=not templated)
     return [{"input_ids": list(x)} for x in ids]

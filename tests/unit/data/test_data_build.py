@@ -44,6 +44,19 @@ def test_truncation_to_max_length(cfg, tokenizer):
     assert max(b.lengths["train"]) == 5
 
 
+def test_max_length_never_exceeds_the_models_position_limit(cfg, tokenizer, monkeypatch):
+    # A max_length above the model's limit would index past its position table; it is cut, with a note.
+    cfg.data.max_length = 1000
+    monkeypatch.setattr(tokenizer, "model_max_length", 4)
+    b = build_data(read_data(cfg), tokenizer, cfg)
+    assert max(b.lengths["train"]) == 4
+    assert any("data.max_length 1000" in n and "limit of 4" in n for n in b.notes)
+    assert encode_inputs(tokenizer, ["a b c d e f g h"], cfg)[0]["input_ids"].__len__() <= 4
+    monkeypatch.setattr(tokenizer, "model_max_length", int(1e30))    # "unset": no limit but ours
+    b = build_data(read_data(cfg), tokenizer, cfg)
+    assert max(b.lengths["train"]) > 4 and not any("max_length" in n for n in b.notes)
+
+
 def test_regression_and_multilabel_label_tensors():
     reg = Collator("regression")([{"input_ids": [1], "labels": 0.5},
                                   {"input_ids": [1, 2], "labels": 2.0}])

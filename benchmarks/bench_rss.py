@@ -1,0 +1,134 @@
+"""Where tunewright's CPU peak RSS goes, next to the HF Trainer's: the peer job of bench_peft.py
+(MiniLM, LoRA r=8 on query/value, dropout 0.1, batch 32, max_length 128, fp32, 20 timed steps
+after 2 warmup steps) in variants that change only how memory is batched or handed back.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_rss.py      # about 6 min on 2 idle cores
+
+Each variant runs in its own process (peak RSS is ru_maxrss up to the last timed step, as in
+bench_peft.py). Results: benchmarks/results/rss.json and the table in benchmarks/README.md.
+
+Why this exists: with dynamic padding and length bucketing every batch has its own shape, and
+glibc's heap fragments under the changing sizes (freed blocks of one shape do not fit the next),
+so the process keeps more memory than any single step needs. The variants measure that directly:
+malloc_trim after every step gives the memory back (the live peak), a fixed mmap threshold makes
+large tensors bypass the heap, and `data.bucket=false` makes nearly every R8 batch the same
+32 x 128 shape, as the Trainer's are. None is free, which the samples/s column shows.
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+OUT = HERE / "results" / "rss.json"
+README = HERE / "README.md"
+START, END = "<!-- bench_rss:start -->", "<!-- bench_rss:end -->"
+M_MMAP_THRESHOLD = -3                     # glibc mallopt parameter number
+STEPS, WARMUP = 20, 2
+
+# variant -> (what it changes, tunewright config overrides, malloc setting)
+VARIANTS = {
+    "tunewright": ("defaults: dynamic padding + length bucketing", {}, None),
+    "tunewright, no bucketing": ("`data.bucket=false`: random batches padded to their longest row", {"data.bucket": False},
+                                 None),
+    "tunewright + malloc_trim": ("`malloc_trim(0)` after every optimizer step", {}, "trim"),
+    "tunewright + mmap >= 4 MB": ("`mallopt(M_MMAP_THRESHOLD, 4 MB)`: tensors of 4 MB and more bypass the heap", {},
+                                  4 << 20),
+    "tunewright + mmap >= 1 MB": ("`mallopt(M_MMAP_THRESHOLD, 1 MB)`", {}, 1 << 20),
+    "hf_trainer": ("Trainer + peft defaults: random batches padded to their longest row", None, None),
+}
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def run_variant(name: str) -> dict:
+    import bench_peft as bp
+    _, over, malloc = VARIANTS[name]
+    libc = ctypes.CDLL("libc.so.6")
+    if isinstance(malloc, int):
+        assert libc.mallopt(M_MMAP_THRESHOLD, malloc) == 1
+    if over is None:                                   # the Trainer: bench_peft's own throughput job
+        res = bp.job_throughput("hf_trainer", STEPS, WARMUP)
+        return {"samples_per_s": res["samples_per_s"], "peak_rss_mb": res["peak_rss_mb"]}
+    from tunewright.run import train
+    marks: dict = {"t": []}
+
+    class Clock:
+        def on_step_end(self, ctx):
+            if malloc == "trim":
+                libc.malloc_trim(0)
+            marks["t"].append(time.perf_counter())
+            marks["rss"] = _peak_mb()
+    with tempfile.TemporaryDirectory() as out:
+        train(bp.r8_config("lora", out, "rss", **{
+            "data.train_subset": (STEPS + WARMUP) * 32, "data.test_subset": 64, "data.max_length": 128,
+            "train.precision": "fp32", "lora.target_modules": ["query", "value"], "lora.dropout": 0.1,
+            "train.max_steps": STEPS + WARMUP, "train.warmup_ratio": 0.0, "train.eval_every_steps": 10 ** 6,
+            **over}), callbacks=[Clock()])
+    t = marks["t"]
+    return {"samples_per_s": round(STEPS * 32 / (t[-1] - t[WARMUP - 1]), 2), "peak_rss_mb": round(marks["rss"], 1)}
+
+
+def render(results: dict) -> str:
+    base, peer = results["tunewright"], results["hf_trainer"]
+    lines = ["## Where the CPU peak RSS goes (`bench_rss.py`)", "",
+             "```", "HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_rss.py", "```", "",
+             f"{results['_date']}; the peer job of `bench_peft.py` (MiniLM, LoRA r=8 on query/value, batch 32, "
+             f"max_length 128, fp32, {STEPS} timed steps after {WARMUP} warmup steps), each variant in its own "
+             "process, 2 torch threads. Peak RSS up to the last timed step.", "",
+             "| variant | what changes | samples/s | vs tunewright | peak RSS MB | vs Trainer |",
+             "|---|---|---:|---:|---:|---:|"]
+    for name, (what, _, _) in VARIANTS.items():
+        r = results[name]
+        lines.append(f"| {name} | {what} | {r['samples_per_s']:.1f} | "
+                     f"{r['samples_per_s'] / base['samples_per_s']:.2f}x | {r['peak_rss_mb']:.0f} | "
+                     f"{r['peak_rss_mb'] / peer['peak_rss_mb']:.2f}x |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--variant", help=argparse.SUPPRESS)
+    p.add_argument("--render", action="store_true", help="Only rewrite the README table from results/rss.json.")
+    args = p.parse_args()
+    if args.variant:
+        print("RESULT " + json.dumps(run_variant(args.variant)), flush=True)
+        return 0
+    if not args.render:
+        results = {"_date": time.strftime("%Y-%m-%d %H:%M")}
+        for name in VARIANTS:
+            proc = subprocess.run([sys.executable, __file__, "--variant", name], capture_output=True, text=True,
+                                  env={**os.environ, "OMP_NUM_THREADS": "2"})
+            line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+            if line is None:
+                print(proc.stdout[-2000:], proc.stderr[-4000:], file=sys.stderr)
+                raise SystemExit(f"variant {name!r} failed")
+            results[name] = json.loads(line[len("RESULT "):])
+            print(name, results[name], flush=True)
+        OUT.parent.mkdir(parents=True, exist_ok=True)
+        OUT.write_text(json.dumps(results, indent=2))
+    results = json.loads(OUT.read_text())
+    text = README.read_text()
+    block = f"{START}\n{render(results)}\n{END}"
+    text = (text[:text.index(START)] + block + text[text.index(END) + len(END):]) if START in text else \
+        text.rstrip() + "\n\n" + block + "\n"
+    README.write_text(text)
+    print(f"written: {README}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
