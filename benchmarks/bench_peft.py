@@ -52,6 +52,7 @@ THREADS = 2
 # r8-train.csv / r8-test.csv (text,label) stand in for the packaged model and dataset.
 MINILM = os.environ.get("TW_BENCH_MINILM")
 R8_DIR = os.environ.get("TW_BENCH_R8")
+SETTINGS: dict = {}     # --set key=value: config overrides for every tunewright run (exploratory runs)
 
 
 def minilm_path() -> str:
@@ -83,7 +84,7 @@ def r8_config(method: str, out: str, run_name: str, **over) -> dict:
         cfg["method"] = method
     if method == "adapter":
         cfg["adapter"] = {"kind": "houlsby"}
-    for key, value in over.items():                 # "data.train_subset": 800
+    for key, value in {**SETTINGS, **over}.items():  # "data.train_subset": 800; a job's own keys win
         node = cfg
         *parents, leaf = key.split(".")
         for p in parents:
@@ -331,7 +332,8 @@ def job_throughput(tool: str, steps: int = 20, warmup: int = 2) -> dict:
             train(r8_config("lora", out, "tp", **{"data.train_subset": rows, "data.test_subset": 64,
                                                   "train.precision": "fp32",
                                                   "lora.target_modules": ["query", "value"], "lora.dropout": 0.1,
-                                                  "data.max_length": 128, "train.max_steps": steps + warmup, "train.warmup_ratio": 0.0,
+                                                  "data.max_length": 128, "model.attention_dropout": None,
+                                                  "train.max_steps": steps + warmup, "train.warmup_ratio": 0.0,
                                                   "train.eval_every_steps": 10 ** 6}), callbacks=[Clock()])
         t, rss_train = clock["t"], clock["rss"]
     else:
@@ -431,7 +433,7 @@ def result_path(job: str, full: bool) -> Path:
 
 def run_job(job: str, args) -> None:
     cmd = [sys.executable, __file__, "--job", job, "--train-rows", str(args.train_rows), "--lm-rows",
-           str(args.lm_rows)] + (["--full"] if args.full else [])
+           str(args.lm_rows)] + (["--full"] if args.full else []) + [f"--set={kv}" for kv in args.set]
     RESULTS.mkdir(parents=True, exist_ok=True)
     log = RESULTS / f"{job.replace(':', '-')}.log"
     print(f"[{time.strftime('%H:%M:%S')}] {job} ...", flush=True)
@@ -478,7 +480,8 @@ def _methods_table(rows: list[dict], cmd: str) -> str:
 
 def _throughput_table(tw: dict, hf: dict, cmd: str) -> str:
     return "\n".join([
-        f"`{cmd}`", "", "Same job: MiniLM, LoRA r=8 on query/value, dropout 0.1, the same R8 rows, batch 32, "
+        f"`{cmd}`", "", "Same job: MiniLM, LoRA r=8 on query/value, LoRA dropout 0.1, the model's own dropout "
+        "(attention 0.1) in both, the same R8 rows, batch 32, "
         f"max_length 128, lr 5e-4, fp32, {tw['timed_steps']} timed steps after 2 warmup steps, each tool with its "
         f"data defaults, each in its own process; {tw.get('device', 'CPU')}, measured {tw['date']}.", "",
         "Peak RSS is taken at the last timed step (tunewright then evaluates and saves; the Trainer job does "
@@ -609,11 +612,20 @@ def main() -> int:
     p.add_argument("--skip-done", action="store_true", help="Skip jobs whose result file exists.")
     p.add_argument("--train-rows", type=int, default=800, help="R8 train rows per method (default mode).")
     p.add_argument("--lm-rows", type=int, default=800, help="Friends lines to train on (default mode).")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="A config override for every tunewright run (repeatable; YAML values), e.g. "
+                   "--set lora.dropout=0.05. Recorded in the result files as `settings`.")
     p.add_argument("--job", help=argparse.SUPPRESS)
     p.add_argument("--render", action="store_true", help="Only rewrite docs/peft.md from saved results.")
     p.add_argument("--export-assets", metavar="DIR", help="Write MiniLM (fp16, to fit a 64 MiB transfer) and R8 as "
                    "CSV into DIR, for bench_peft_gpu.sh on a machine without the asset packages.")
     args = p.parse_args()
+    import yaml
+    for kv in args.set:
+        key, sep, value = kv.partition("=")
+        if not sep:
+            p.error(f"--set {kv!r}: expected KEY=VALUE")
+        SETTINGS[key] = yaml.safe_load(value)
     if args.export_assets:
         export_assets(Path(args.export_assets))
         return 0
@@ -621,7 +633,7 @@ def main() -> int:
         import torch
         torch.set_num_threads(THREADS)
         out = JOBS[args.job](args)
-        out.update(job=args.job, full=args.full, date=time.strftime("%Y-%m-%d %H:%M"), threads=THREADS,
+        out.update(job=args.job, full=args.full, settings=SETTINGS, date=time.strftime("%Y-%m-%d %H:%M"), threads=THREADS,
                    device=torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU, {THREADS} threads")
         result_path(args.job, args.full).write_text(json.dumps(out, indent=2))
         return 0

@@ -28,7 +28,8 @@ from .errors import TunewrightError
 from .evaluate import evaluate_dataset
 from .optim import build_optimizer, build_scheduler, param_groups, schedule_options
 from .tracking import build_trackers, flatten
-from .training.callbacks import BestModelSaver, CallbackList, Checkpointer, EarlyStopping, Progress, TrackerLogger
+from .training.callbacks import (BestModelSaver, CallbackList, Checkpointer, EarlyStopping, MallocTrim, Progress,
+                                 TrackerLogger)
 from .strategies.frozen_mode import recalibrate_bn
 from .training.loop import TrainState, fit, monitored
 from .training.losses import loss_for
@@ -198,6 +199,9 @@ def train(config, overrides: list[str] | None = None, *, resume: bool = False, o
         if p.prepare is not None:
             data = p.prepare(data, cfg, device)
     notes = list(bundle.notes) + [n for p in plans for n in p.notes]
+    if cfg.method != "none" and cfg.model.attention_dropout == "auto" and hasattr(model.backbone, "config"):
+        notes.append(f"model.attention_dropout auto: attention dropout is off while {cfg.method} trains (the fused "
+                     f"attention kernel runs); set model.attention_dropout to a number to keep it")
     for note in notes:
         print(f"note: {note}", file=sys.stderr, flush=True)
 
@@ -245,6 +249,8 @@ def train(config, overrides: list[str] | None = None, *, resume: bool = False, o
     for p in plans:
         cbs.callbacks += p.callbacks
     cbs.callbacks += batch_augmentations(cfg, bundle.num_labels)   # MixUp / CutMix
+    if cfg.train.malloc_trim_every:
+        cbs.callbacks.append(MallocTrim(cfg.train.malloc_trim_every))
     cbs.callbacks += list(callbacks or [])
     cbs.callbacks.append(Checkpointer(ckpt_dir, cfg.checkpoint.every_steps, cfg.checkpoint.keep_last, cbs,
                                       model_state=checkpoint_state(model, cfg)))  # PEFT: no frozen base

@@ -41,7 +41,7 @@ def _coerce(value: Any, tp, key: str, f: dataclasses.Field):
     """Check `value` against the annotation `tp`; ints are accepted for floats (YAML `1` for `1.0`)."""
     base, optional = _unwrap_optional(tp)
     if value is None:
-        if optional:
+        if optional or base is Any:   # Any: a field that validate() checks (e.g. auto | number | null)
             return None
         raise ConfigError(f"{key}: null is not allowed; expected {getattr(base, '__name__', base)}.")
     if dataclasses.is_dataclass(base):
@@ -153,9 +153,13 @@ def validate(cfg: Config) -> None:
     t = cfg.train
     for key, value, lo in [("train.batch_size", t.batch_size, 1), ("train.grad_accum", t.grad_accum, 1),
                            ("train.epochs", t.epochs, 1), ("checkpoint.keep_last", cfg.checkpoint.keep_last, 1),
-                           ("data.max_length", cfg.data.max_length, 1), ("data.max_bad_rows", cfg.data.max_bad_rows, 0)]:
+                           ("data.max_length", cfg.data.max_length, 1), ("data.max_bad_rows", cfg.data.max_bad_rows, 0),
+                           ("train.malloc_trim_every", t.malloc_trim_every, 0)]:
         if value < lo:
             raise ConfigError(f"{key}: {value!r} is not allowed; it must be >= {lo}.")
+    ad = cfg.model.attention_dropout
+    if not (ad in ("auto", None) or (isinstance(ad, (int, float)) and not isinstance(ad, bool) and 0 <= ad < 1)):
+        raise ConfigError(f"model.attention_dropout: {ad!r} is not allowed; use auto, null or a number in [0, 1).")
     if t.lr <= 0:
         raise ConfigError(f"train.lr: {t.lr!r} is not allowed; it must be > 0.")
     if not 0 <= t.warmup_ratio < 1:

@@ -149,7 +149,36 @@ def override_config_dropout(config, p: float) -> None:
             override_config_dropout(value, p)
 
 
-def build_hf_backbone(source: dict, pretrained: bool, dropout: Optional[float] = None) -> torch.nn.Module:
+ATTENTION_DROPOUT_KEYS = ("attention_probs_dropout_prob", "attention_dropout", "attn_pdrop")  # BERT, Llama/DistilBERT, GPT-2
+
+
+def override_attention_dropout(config, p: float) -> None:
+    """Set the attention-probability dropout of an HF config (and its sub-configs) to ``p``. With 0,
+    ``scaled_dot_product_attention`` on CPU can take its fused (flash) kernel, which does not support
+    dropout; otherwise it falls back to the math path, which keeps B x heads x T x T tensors."""
+    for key, value in list(vars(config).items()):
+        if key in ATTENTION_DROPOUT_KEYS and isinstance(value, float):
+            setattr(config, key, float(p))
+        elif hasattr(value, "to_dict") and hasattr(value, "model_type"):
+            override_attention_dropout(value, p)
+
+
+def set_attention_module_dropout(model: torch.nn.Module, p: float) -> None:
+    """The same on a built model: the dropout an ``*Attention`` module owns directly (BERT's self-attention
+    ``dropout`` child, Llama's float ``attention_dropout``), not the output dropouts of its sub-modules."""
+    for sub in model.modules():
+        if "attention" not in type(sub).__name__.lower():
+            continue
+        for key, value in list(vars(sub).items()):
+            if key in ("dropout", "attention_dropout") and isinstance(value, float):
+                setattr(sub, key, float(p))
+        for child in sub.children():
+            if isinstance(child, torch.nn.modules.dropout._DropoutNd):
+                child.p = float(p)
+
+
+def build_hf_backbone(source: dict, pretrained: bool, dropout: Optional[float] = None,
+                      attention_dropout: Optional[float] = None) -> torch.nn.Module:
     """An HF model in fp32. ``pretrained=False`` builds it from ``source["config"]`` (random init,
     weights come from a saved run). Text encoders drop their pooler: our pooling replaces it, and
     unused parameters would break DDP and waste optimizer state."""
@@ -157,6 +186,8 @@ def build_hf_backbone(source: dict, pretrained: bool, dropout: Optional[float] =
     config = hf_config(source)
     if dropout is not None:
         override_config_dropout(config, dropout)
+    if attention_dropout is not None:
+        override_attention_dropout(config, attention_dropout)
     extra = _init_kwargs(auto_cls, config, {"add_pooling_layer": False}) if source["auto_class"] == "AutoModel" else {}
     with quiet_hf():
         if not pretrained:

@@ -44,12 +44,20 @@ def looks_like_path(name: str) -> bool:
     return name.startswith((".", "~", "/", "\\")) or not HUB_ID_RE.match(name)
 
 
+def attention_dropout(cfg) -> Optional[float]:
+    """``model.attention_dropout`` resolved: ``auto`` is 0 when a PEFT method trains, else None (keep)."""
+    value = cfg.model.attention_dropout
+    if value == "auto":
+        return 0.0 if cfg.method != "none" else None
+    return None if value is None else float(value)
+
+
 def resolve_source(cfg) -> dict:
     """``cfg.model`` -> the JSON-able recipe of the backbone (see hf.py / backbones.py)."""
     from tunewright.assets.models import MODELS
     m, task = cfg.model, cfg.task
     name = m.name.strip()
-    common = {"dropout": m.dropout}
+    common = {"dropout": m.dropout, "attention_dropout": attention_dropout(cfg)}
     if FACTORY_RE.match(name) and not Path(name).exists():
         return {"type": "factory", "target": name, "kwargs": dict(m.factory_kwargs or {}),
                 "outputs": m.factory_outputs, **common}
@@ -114,7 +122,8 @@ def build_task_model(source: dict, *, task: str, num_labels: Optional[int], pool
     """
     kind, dropout, extra = source["type"], source.get("dropout"), None
     if kind == "hf":
-        backbone = hf.build_hf_backbone(source, pretrained=pretrained, dropout=dropout)
+        backbone = hf.build_hf_backbone(source, pretrained=pretrained, dropout=dropout,
+                                        attention_dropout=source.get("attention_dropout"))
         _check_modality(source, task, backbone, name)
         hidden = _hidden_size(backbone)
         modality = "image" if source.get("vision") else "text"
@@ -132,6 +141,8 @@ def build_task_model(source: dict, *, task: str, num_labels: Optional[int], pool
                              f"efficientnet, factory).")
     if dropout is not None:
         override_dropout(backbone, dropout)
+        if kind == "hf" and source.get("attention_dropout") is not None:   # the module-level pass above reset it
+            hf.set_attention_module_dropout(backbone, source["attention_dropout"])
     if modality == "text":
         if pooling in (None, "auto"):
             pooling = hf.auto_pooling(source, backbone.config)

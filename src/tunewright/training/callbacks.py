@@ -1,7 +1,8 @@
 """Callbacks are plain objects with optional `on_*` methods (see events.py for when each fires).
 
 This file holds the dispatcher and the callbacks every run uses: logging rows to trackers,
-progress output, early stopping, keeping the best model and writing resumable checkpoints.
+progress output, early stopping, keeping the best model and writing resumable checkpoints, and
+handing freed heap memory back to the OS.
 """
 from __future__ import annotations
 
@@ -150,6 +151,36 @@ class EarlyStopping:
 
     def load_state_dict(self, s: dict) -> None:
         self.bad = s["bad"]
+
+
+class MallocTrim:
+    """`malloc_trim(0)` after every `every`-th optimizer step (`train.malloc_trim_every`).
+
+    Why: with dynamic padding each batch has its own shape, so the activations of one step are
+    freed in sizes the next step cannot reuse, and glibc's heap grows past what any single step
+    needs (MiniLM LoRA, 128 tokens, CPU: peak RSS 2,433 MB against 2,049 MB when trimmed after
+    every step; benchmarks/bench_rss.py). Trimming returns the free pages; the cost is that the next
+    step faults them in again (about 17% fewer samples/s there, 3-27% over four runs). A no-op, with `available` False,
+    where the C library has no malloc_trim (musl, macOS, Windows).
+    """
+
+    def __init__(self, every: int, libc: Any = None):
+        import ctypes
+        import ctypes.util
+        if libc is None:
+            try:
+                libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            except OSError:
+                libc = None
+        self.every, self.trim = every, getattr(libc, "malloc_trim", None)
+        self.available = self.trim is not None
+        if not self.available:
+            print("note: train.malloc_trim_every: this C library has no malloc_trim; nothing is trimmed",
+                  file=sys.stderr, flush=True)
+
+    def on_step_end(self, ctx) -> None:
+        if self.available and self.every > 0 and ctx.state.step % self.every == 0:
+            self.trim(0)
 
 
 class BestModelSaver:

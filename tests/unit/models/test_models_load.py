@@ -3,7 +3,8 @@ import pytest
 import torch
 from torch import nn
 
-from tunewright.errors import ModelLoadError
+from tunewright.config.load import validate
+from tunewright.errors import ConfigError, ModelLoadError
 from tunewright.models import ImageSpec, TaskModel, load_model
 from tunewright.models.load import looks_like_path
 
@@ -187,3 +188,35 @@ def test_hf_vision_folder(tw, tmp_path):
         assert torch.equal(model.features(batch), model.backbone(**batch).last_hidden_state[:, 0])
         again, spec2, _ = load_run_model(save_run_model(model, tmp_path / "m", None, None, spec))
         assert torch.equal(again(batch), logits) and spec2 == spec
+
+
+def test_attention_dropout_auto_is_off_for_peft_methods_only(tiny_bert_dir, tiny_llama_dir, tw):
+    # auto: 0 while a PEFT method trains (SDPA's fused CPU kernel needs dropout 0), the model's own
+    # value otherwise; hidden dropout is never touched by it; a number or `dropout` still applies.
+    def attn_ps(model):
+        return [m.dropout.p for m in model.backbone.modules() if type(m).__name__ == "BertSelfAttention"]
+
+    full, _ = load_model(tw.cfg(tiny_bert_dir), 2)
+    assert attn_ps(full) == [0.1, 0.1] and full.backbone.config.attention_probs_dropout_prob == 0.1
+    cfg = tw.cfg(tiny_bert_dir)
+    cfg.method = "lora"
+    lora, _ = load_model(cfg, 2)
+    assert attn_ps(lora) == [0.0, 0.0] and lora.backbone.config.hidden_dropout_prob == 0.1
+    cfg = tw.cfg(tiny_bert_dir, dropout=0.2, attention_dropout=0.3)
+    cfg.method = "lora"
+    both, _ = load_model(cfg, 2)
+    assert attn_ps(both) == [0.3, 0.3] and both.backbone.config.hidden_dropout_prob == 0.2
+    cfg = tw.cfg(tiny_llama_dir, task="causal_lm", dropout=0.3)
+    cfg.method = "lora"
+    llama, _ = load_model(cfg, None)
+    assert llama.backbone.model.layers[0].self_attn.attention_dropout == 0.0
+    cfg = tw.cfg(tiny_bert_dir, attention_dropout="keep")
+    with pytest.raises(ConfigError, match="model.attention_dropout: 'keep'"):
+        validate(cfg)
+
+
+def test_attention_dropout_null_keeps_the_models_value(tiny_bert_dir, tw):
+    from tunewright.config.load import config_from_dict
+    cfg = config_from_dict({"model": {"name": str(tiny_bert_dir), "attention_dropout": None}, "method": "lora"})
+    model, _ = load_model(cfg, 2)
+    assert [m.dropout.p for m in model.backbone.modules() if type(m).__name__ == "BertSelfAttention"] == [0.1, 0.1]

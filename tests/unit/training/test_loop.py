@@ -156,3 +156,14 @@ def test_on_loss_can_add_a_penalty():
             losses.append(row["loss"])
     run(cfg, model, opt, sched, callbacks=[Penalty(), Spy()])
     assert losses and losses[0] > 100.0
+
+
+def test_malloc_trim_runs_every_n_steps_and_only_where_it_exists():
+    from tunewright.training.callbacks import MallocTrim
+    calls = []
+    trim = MallocTrim(4, libc=SimpleNamespace(malloc_trim=lambda pad: calls.append(pad) or 1))
+    cfg, model, opt, sched = setup(epochs=3, batch_size=16, lr=1e-2)   # 12 steps
+    run(cfg, model, opt, sched, callbacks=[trim])
+    assert calls == [0, 0, 0]                                            # steps 4, 8, 12
+    assert not MallocTrim(1, libc=SimpleNamespace()).available          # no malloc_trim: a no-op
+    assert MallocTrim(1).available == hasattr(__import__("ctypes").CDLL(None), "malloc_trim")
