@@ -128,8 +128,8 @@ class TrainConfig:
     malloc_trim_every: int = opt(0, "Hand the C heap's free pages back to the OS after every N optimizer steps "
                                  "(glibc malloc_trim; 0: never). Batches of changing shapes fragment the heap, so a "
                                  "process keeps more than any step needs: 1 cut the MiniLM LoRA peer job's peak RSS "
-                                 "from 2,433 to 2,049 MB (the HF Trainer: 2,235) at about 17% fewer samples/s (3-27% over four runs) "
-                                 "(benchmarks/bench_rss.py).")
+                                 "from 2,446 to 2,076 MB (the HF Trainer: 2,239) at 3-27% fewer samples/s over four "
+                                 "runs (benchmarks/bench_rss.py).")
     progress: str = opt("auto", "auto: a rich bar on a TTY, plain lines otherwise.", ("auto", "rich", "plain", "none"))
 
 

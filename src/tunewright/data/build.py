@@ -114,9 +114,10 @@ def build_data(raw: RawData, preprocessor: Any, cfg: Config) -> DataBundle:
     datasets: dict[str, Optional[Dataset]] = {}
     lengths, source, raw_inputs, targets = {}, {}, {}, {}
     notes = list(raw.notes)
-    if raw.modality == "text" and token_limit(preprocessor, cfg) < cfg.data.max_length:
-        notes.append(f"data.max_length {cfg.data.max_length} is above the model's limit of "
-                     f"{token_limit(preprocessor, cfg)} tokens; texts are cut to that")
+    limit = token_limit(preprocessor, cfg) if raw.modality == "text" else None
+    if limit is not None and limit < cfg.data.max_length:
+        notes.append(f"data.max_length {cfg.data.max_length} is above the model's limit of {limit} tokens; "
+                     f"texts are cut to that")
     for split in SPLITS:
         rows = raw.splits[split]
         if rows is None:
@@ -128,7 +129,7 @@ def build_data(raw: RawData, preprocessor: Any, cfg: Config) -> DataBundle:
                                            train=(split == "train"))
             lengths[split] = None
         else:
-            items = tokenize_examples(preprocessor, rows, raw.task, token_limit(preprocessor, cfg))
+            items = tokenize_examples(preprocessor, rows, raw.task, limit)
             datasets[split] = ExampleDataset(items)
             lengths[split] = [len(it["input_ids"]) for it in items]
         source[split] = [(ex.path, ex.line) for ex in rows]

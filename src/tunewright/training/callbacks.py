@@ -158,7 +158,7 @@ class MallocTrim:
 
     Why: with dynamic padding each batch has its own shape, so the activations of one step are
     freed in sizes the next step cannot reuse, and glibc's heap grows past what any single step
-    needs (MiniLM LoRA, 128 tokens, CPU: peak RSS 2,433 MB against 2,049 MB when trimmed after
+    needs (MiniLM LoRA, 128 tokens, CPU: peak RSS 2,446 MB against 2,076 MB when trimmed after
     every step; benchmarks/bench_rss.py). Trimming returns the free pages; the cost is that the next
     step faults them in again (about 17% fewer samples/s there, 3-27% over four runs). A no-op, with `available` False,
     where the C library has no malloc_trim (musl, macOS, Windows).
