@@ -173,3 +173,19 @@ def test_adalora_prunes_and_its_budget_state_is_checkpointed(trained):
     assert pattern and 0 < sum(kept) < len(kept)           # some ranks pruned, not all
     saved = json.loads((run.run_dir / "model" / "adapter" / "adapter_config.json").read_text())
     assert saved["rank_pattern"]                             # peft saves the pruned shapes with it
+
+
+def test_adalora_best_model_restores_into_a_model_with_a_later_rank_pattern(trained):
+    """The run's best adapter can predate the last budget step: restoring it at the end of training
+    must follow the saved rank pattern, not the model's current one (peft resizes by the latter)."""
+    from tunewright.peft import apply_method
+    from tunewright.peft.base import restore_saved
+    cfg, _, run, batch = trained("adalora", "bert")
+    _, model, _, _ = prepare(cfg)
+    apply_method(model, cfg)
+    config = model.backbone.peft_config["default"]
+    config.rank_pattern = {k: [True] * len(v) for k, v in run.model.backbone.peft_config["default"].rank_pattern.items()}
+    assert restore_saved(model, run.run_dir / "model")
+    model.eval(), run.model.eval()
+    with torch.no_grad():
+        assert torch.allclose(model(batch), run.model(batch), atol=1e-6)

@@ -357,6 +357,12 @@ def restore_saved(model, model_dir) -> bool:
     state = load_file(str(model_dir / ADAPTER_DIR / PEFT_WEIGHTS))
     if info["backend"] == "peft":
         from peft import set_peft_model_state_dict
+        saved = json.loads((model_dir / ADAPTER_DIR / PEFT_CONFIG).read_text())
+        config = model.backbone.peft_config.get(name)
+        if saved.get("rank_pattern") and hasattr(config, "rank_pattern"):
+            # AdaLoRA: the file holds the ranks of the step it was saved at; later budget steps changed the
+            # model's pattern, and peft resizes the layers by the model's pattern before loading.
+            config.rank_pattern = saved["rank_pattern"]
         # peft's own loader (it knows its special cases: prompt embeddings, AdaLoRA's pruned ranks).
         set_peft_model_state_dict(model.backbone, state, adapter_name=name)
     else:
