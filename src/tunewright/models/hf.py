@@ -136,35 +136,28 @@ def _init_kwargs(auto_cls, config, want: dict) -> dict:
     return {k: v for k, v in want.items() if k in params}
 
 
-def override_config_dropout(config, p: float) -> None:
-    """Set every float ``*dropout*`` probability of an HF config (and its sub-configs) to ``p``.
+def override_config_dropout(config, p: float, keys: Optional[tuple] = None) -> None:
+    """Set every float ``*dropout*`` probability of an HF config (and its sub-configs) to ``p``, or only
+    those named in ``keys``.
 
     Some models read these floats at build time (Llama's attention keeps ``attention_dropout`` as a
     float, not an nn.Dropout), so the config must say ``p`` before the model is built.
     """
     for key, value in list(vars(config).items()):
-        if "dropout" in key and isinstance(value, float):
+        if (key in keys if keys is not None else "dropout" in key) and isinstance(value, float):
             setattr(config, key, float(p))
         elif hasattr(value, "to_dict") and hasattr(value, "model_type"):  # nested sub-config
-            override_config_dropout(value, p)
+            override_config_dropout(value, p, keys)
 
 
-ATTENTION_DROPOUT_KEYS = ("attention_probs_dropout_prob", "attention_dropout", "attn_pdrop")  # BERT, Llama/DistilBERT, GPT-2
-
-
-def override_attention_dropout(config, p: float) -> None:
-    """Set the attention-probability dropout of an HF config (and its sub-configs) to ``p``. With 0,
-    ``scaled_dot_product_attention`` on CPU can take its fused (flash) kernel, which does not support
-    dropout; otherwise it falls back to the math path, which keeps B x heads x T x T tensors."""
-    for key, value in list(vars(config).items()):
-        if key in ATTENTION_DROPOUT_KEYS and isinstance(value, float):
-            setattr(config, key, float(p))
-        elif hasattr(value, "to_dict") and hasattr(value, "model_type"):
-            override_attention_dropout(value, p)
+# The attention-probability dropout of BERT, Llama/DistilBERT and GPT-2 configs. With 0,
+# ``scaled_dot_product_attention`` on CPU can take its fused (flash) kernel, which does not support
+# dropout; otherwise it falls back to the math path, which keeps B x heads x T x T tensors.
+ATTENTION_DROPOUT_KEYS = ("attention_probs_dropout_prob", "attention_dropout", "attn_pdrop")
 
 
 def set_attention_module_dropout(model: torch.nn.Module, p: float) -> None:
-    """The same on a built model: the dropout an ``*Attention`` module owns directly (BERT's self-attention
+    """Attention dropout set on a built model: the dropout an ``*Attention`` module owns directly (BERT's self-attention
     ``dropout`` child, Llama's float ``attention_dropout``), not the output dropouts of its sub-modules."""
     for sub in model.modules():
         if "attention" not in type(sub).__name__.lower():
@@ -187,7 +180,7 @@ def build_hf_backbone(source: dict, pretrained: bool, dropout: Optional[float] =
     if dropout is not None:
         override_config_dropout(config, dropout)
     if attention_dropout is not None:
-        override_attention_dropout(config, attention_dropout)
+        override_config_dropout(config, attention_dropout, ATTENTION_DROPOUT_KEYS)
     extra = _init_kwargs(auto_cls, config, {"add_pooling_layer": False}) if source["auto_class"] == "AutoModel" else {}
     with quiet_hf():
         if not pretrained:
