@@ -48,7 +48,11 @@ def build_optimizer(groups: list[dict], name: str, lr: float, momentum: float = 
     if not groups:
         raise ValueError("No trainable parameters: the strategy/method froze everything.")
     if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8, foreach=True)
+        # On CUDA the fused kernel: one launch per step instead of a dozen foreach launches, which
+        # counts when a small model's step is launch-bound. CPU keeps foreach (same numbers as before).
+        cuda = all(p.is_cuda for g in groups for p in g["params"])
+        return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8,
+                                 **({"fused": True} if cuda else {"foreach": True}))
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=momentum, foreach=True)
     raise ValueError(f"train.optimizer: {name!r} is not known; use adamw or sgd.")

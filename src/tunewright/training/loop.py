@@ -129,16 +129,18 @@ def fit(model: torch.nn.Module, train_set, collate: Callable, optimizer, schedul
             cbs.fire("on_after_backward", ctx)
             state.batch_in_epoch = i + 1
             state.samples_seen += len(order[i])
-            loss_value = float(loss.detach())
-            window_loss, window_n = window_loss + loss_value, window_n + 1
+            # Kept on the device: a float() here would wait for the GPU on every micro-batch.
+            window_loss, window_n = window_loss + loss.detach().float(), window_n + 1
 
             boundary = (i + 1) % t.grad_accum == 0 or i + 1 == len(order)
             if not boundary:
                 continue
             if scaler:
                 scaler.unscale_(optimizer)
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, t.max_grad_norm or float("inf")))
-            if not (math.isfinite(loss_value) and math.isfinite(grad_norm)):
+            norm = torch.nn.utils.clip_grad_norm_(params, t.max_grad_norm or float("inf"))
+            # The step's one host sync: skipping a non-finite step must be decided before optimizer.step().
+            if not bool(torch.isfinite(norm) & torch.isfinite(loss.detach())):
+                loss_value, grad_norm = float(loss.detach()), float(norm)
                 # Skip: gradients dropped, weights and optimizer state untouched.
                 optimizer.zero_grad(set_to_none=True)
                 if scaler:
@@ -169,8 +171,8 @@ def fit(model: torch.nn.Module, train_set, collate: Callable, optimizer, schedul
             if state.step % t.log_every_steps == 0 or state.step == state.total_steps:
                 lrs = {f"lr/{g.get('name', k)}": g["lr"] for k, g in enumerate(optimizer.param_groups)}
                 row = {"step": state.step, "epoch": round(state.epoch_float, 4), "split": "train",
-                       "loss": window_loss / max(window_n, 1), "lr": optimizer.param_groups[0]["lr"],
-                       "grad_norm": grad_norm, "samples_per_s": state.samples_seen / max(state.train_seconds, 1e-9)}
+                       "loss": float(window_loss) / max(window_n, 1), "lr": optimizer.param_groups[0]["lr"],
+                       "grad_norm": float(norm), "samples_per_s": state.samples_seen / max(state.train_seconds, 1e-9)}
                 if len(lrs) > 1:
                     row.update(lrs)
                 cbs.fire("on_log", ctx, row=row)
