@@ -184,7 +184,7 @@ def train(config, overrides: list[str] | None = None, *, resume: bool = False, o
                               f"over, or another run_name.")
 
     device = resolve_device(cfg.train.device)
-    precision = resolve_precision(cfg.train.precision, device)
+    precision = resolve_precision(cfg.train.precision, device, cfg.train.cudnn_attention)
     raw, model, preprocessor, bundle = prepare(cfg)  # bad data or a missing model fail here, before any write
     if run_dir.exists() and not resume:
         shutil.rmtree(run_dir)
@@ -325,7 +325,7 @@ def evaluate_run(run_dir, data: str | None = None, split: str = "test") -> dict:
 
     cfg, model, preprocessor, meta = load_run(run_dir)
     device = resolve_device(cfg.train.device)
-    precision = resolve_precision(cfg.train.precision, device)
+    precision = resolve_precision(cfg.train.precision, device, cfg.train.cudnn_attention)
     model.to(device)
     label_names = meta.get("label_names")
     raw = read_split(data, cfg, label_names, split) if data else read_data(cfg)

@@ -55,7 +55,8 @@ def run(args) -> int:
     from ..training.precision import resolve_device, resolve_precision
 
     cfg, model, preprocessor, meta = load_run(args.run_dir)
-    precision = resolve_precision(cfg.train.precision, resolve_device(cfg.train.device))
+    precision = resolve_precision(cfg.train.precision, resolve_device(cfg.train.device),
+                                  cfg.train.cudnn_attention)
     model.to(precision.device)
     inputs, info = read_inputs(args.inputs, cfg)
     examples = encode_inputs(preprocessor, inputs, cfg)

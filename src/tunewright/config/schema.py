@@ -118,6 +118,10 @@ class TrainConfig:
     l2sp_beta: float = opt(0.0, "L2-SP: add beta/2 * ||w||^2 over the new head's weights.")
     precision: str = opt("auto", "auto: fp32 on CPUs without fast bf16, bf16/fp16 autocast on GPUs that have it.", PRECISIONS)
     device: str = opt("auto", "auto, cpu, cuda, cuda:N or mps.")
+    cudnn_attention: bool = opt(False, "CUDA: let attention run on cuDNN. Off: cuDNN builds a graph for every new "
+                                "sequence length (~0.1-0.4 s each), and padded batches bring new lengths nearly "
+                                "every step; flash / memory-efficient attention need no build. Turn on for "
+                                "fixed-length batches.")
     eval_every_steps: Optional[int] = opt(None, "Evaluate every N optimizer steps (None: every epoch).")
     log_every_steps: int = opt(10, "Write a training row to metrics.jsonl every N optimizer steps.")
     metric: str = opt("auto", "Metric that picks the best checkpoint and drives early stopping "

@@ -167,3 +167,31 @@ def test_malloc_trim_runs_every_n_steps_and_only_where_it_exists():
     assert calls == [0, 0, 0]                                            # steps 4, 8, 12
     assert not MallocTrim(1, libc=SimpleNamespace()).available          # no malloc_trim: a no-op
     assert MallocTrim(1).available == hasattr(__import__("ctypes").CDLL(None), "malloc_trim")
+
+
+def test_logged_loss_is_the_mean_of_the_window_losses_and_grad_norm_is_logged():
+    cfg, model, opt, sched = setup(epochs=1, batch_size=8, log_every_steps=4)
+    losses, rows = [], []
+
+    class Spy:
+        def on_loss(self, ctx, loss, batch):
+            losses.append(float(loss))
+            return loss
+
+        def on_log(self, ctx, row):
+            rows.append(dict(row))
+    run(cfg, model, opt, sched, callbacks=[Spy()])
+    assert [r["step"] for r in rows] == [4, 8]
+    for k, r in enumerate(rows):
+        assert r["loss"] == pytest.approx(sum(losses[4 * k:4 * k + 4]) / 4, rel=1e-6)
+        assert isinstance(r["grad_norm"], float) and r["grad_norm"] > 0
+
+
+@pytest.mark.parametrize("device,cudnn,expect_off", [("cuda", False, True), ("cuda", True, False), ("cpu", False, False)])
+def test_autocast_keeps_attention_off_cudnn_on_cuda_unless_asked(device, cudnn, expect_off):
+    # Flags only: entering the context needs no GPU. cuDNN attention builds a graph per new sequence length.
+    before = torch.backends.cuda.cudnn_sdp_enabled()
+    with Precision(torch.device(device), None, cudnn).autocast():
+        inside = torch.backends.cuda.cudnn_sdp_enabled()
+    assert inside is (not expect_off and before)
+    assert torch.backends.cuda.cudnn_sdp_enabled() is before
