@@ -249,8 +249,9 @@ def train(config, overrides: list[str] | None = None, *, resume: bool = False, o
     for p in plans:
         cbs.callbacks += p.callbacks
     cbs.callbacks += batch_augmentations(cfg, bundle.num_labels)   # MixUp / CutMix
-    if cfg.train.malloc_trim_every:
-        cbs.callbacks.append(MallocTrim(cfg.train.malloc_trim_every))
+    trim_every = MallocTrim.resolve_every(cfg.train.malloc_trim_every, device)
+    if trim_every:
+        cbs.callbacks.append(MallocTrim(trim_every, quiet=cfg.train.malloc_trim_every is None))
     cbs.callbacks += list(callbacks or [])
     cbs.callbacks.append(Checkpointer(ckpt_dir, cfg.checkpoint.every_steps, cfg.checkpoint.keep_last, cbs,
                                       model_state=checkpoint_state(model, cfg)))  # PEFT: no frozen base

@@ -62,7 +62,7 @@ def run(args) -> int:
     examples = encode_inputs(preprocessor, inputs, cfg)
     labels = meta.get("label_names")
     pad = pad_id_of(preprocessor) if "input_ids" in examples[0] else 0
-    collate = Collator(cfg.task, pad, len(labels) if labels else None)
+    collate = Collator(cfg.task, pad, len(labels) if labels else None, cfg.data.pad_to_multiple_of)
     logits, _ = predict_logits(model, examples, collate, args.batch_size, precision)
     out = open(args.output, "w") if args.output else sys.stdout
     try:

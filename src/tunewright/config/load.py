@@ -154,7 +154,8 @@ def validate(cfg: Config) -> None:
     for key, value, lo in [("train.batch_size", t.batch_size, 1), ("train.grad_accum", t.grad_accum, 1),
                            ("train.epochs", t.epochs, 1), ("checkpoint.keep_last", cfg.checkpoint.keep_last, 1),
                            ("data.max_length", cfg.data.max_length, 1), ("data.max_bad_rows", cfg.data.max_bad_rows, 0),
-                           ("train.malloc_trim_every", t.malloc_trim_every, 0)]:
+                           ("train.malloc_trim_every", t.malloc_trim_every or 0, 0),
+                           ("data.pad_to_multiple_of", cfg.data.pad_to_multiple_of, 1)]:
         if value < lo:
             raise ConfigError(f"{key}: {value!r} is not allowed; it must be >= {lo}.")
     ad = cfg.model.attention_dropout

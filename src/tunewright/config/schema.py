@@ -72,6 +72,8 @@ class DataConfig:
     test_subset: Optional[int] = opt(None, "Keep a seeded stratified subset of this many test rows.")
     image_size: int = opt(224, "Side of the square image fed to vision models.")
     bucket: bool = opt(True, "Group training examples of similar length into batches (less padding).")
+    pad_to_multiple_of: int = opt(1, "Round each text batch's padded length up to a multiple of this (1: the "
+                                  "longest row). Fewer distinct batch shapes; see benchmarks/bench_rss.py.")
     imbalance: str = opt("none", "Class imbalance: class-weighted loss, a weighted sampler, or nothing.", IMBALANCE)
     # Augmentation (data/augment.py): train split only; any of it turns the feature cache off.
     random_resized_crop: bool = opt(False, "Images: crop a random area (crop_min_scale..1 of the image, aspect "
@@ -129,11 +131,12 @@ class TrainConfig:
     early_stopping_patience: Optional[int] = opt(None, "Stop after this many evaluations without improvement.")
     max_nonfinite_steps: int = opt(5, "Stop with an error after this many non-finite steps in a row.")
     num_threads: Optional[int] = opt(None, "torch CPU threads (None: torch's default).")
-    malloc_trim_every: int = opt(0, "Hand the C heap's free pages back to the OS after every N optimizer steps "
-                                 "(glibc malloc_trim; 0: never). Batches of changing shapes fragment the heap, so a "
-                                 "process keeps more than any step needs: 1 cut the MiniLM LoRA peer job's peak RSS "
-                                 "from 2,446 to 2,076 MB (the HF Trainer: 2,239) at 3-27% fewer samples/s over four "
-                                 "runs (benchmarks/bench_rss.py).")
+    malloc_trim_every: Optional[int] = opt(None, "Hand the C heap's free pages back to the OS after every N "
+                                           "optimizer steps (glibc malloc_trim; 0: never; None: every step on a "
+                                           "CPU, never on a GPU). Batches of changing shapes fragment the heap, so a "
+                                           "process keeps more than any step needs: trimming every step took the "
+                                           "MiniLM LoRA peer job's peak RSS from 1.09-1.24x the HF Trainer's to "
+                                           "0.93-0.95x, at 3-27% fewer samples/s (benchmarks/bench_rss.py).")
     progress: str = opt("auto", "auto: a rich bar on a TTY, plain lines otherwise.", ("auto", "rich", "plain", "none"))
 
 

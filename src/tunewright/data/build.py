@@ -139,7 +139,7 @@ def build_data(raw: RawData, preprocessor: Any, cfg: Config) -> DataBundle:
     return DataBundle(
         train=datasets["train"], val=datasets["val"], test=datasets["test"],
         label_names=raw.label_names, num_labels=num_labels, modality=raw.modality,
-        task=raw.task, collate=Collator(raw.task, pad_id, num_labels), lengths=lengths,
+        task=raw.task, collate=Collator(raw.task, pad_id, num_labels, cfg.data.pad_to_multiple_of), lengths=lengths,
         class_counts=_class_counts(raw, num_labels), bad_rows=list(raw.bad_rows),
         source=source, raw_inputs=raw_inputs, targets=targets, files=dict(raw.files),
         notes=notes)

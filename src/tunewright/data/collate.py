@@ -1,7 +1,8 @@
 """List of example dicts -> one batch dict of tensors (the batch contract, docs/architecture.md).
 
 Text rows are padded on the right to the longest row IN THE BATCH (dynamic padding), not to
-``max_length``: with length bucketing most batches then carry almost no padding.
+``max_length``: with length bucketing most batches then carry almost no padding. With
+``data.pad_to_multiple_of`` N the length is rounded up to a multiple of N: fewer distinct shapes.
 
     input_ids      (B, T) int64, padded with the tokenizer's pad id
     attention_mask (B, T) int64, 1 on real tokens
@@ -30,8 +31,8 @@ def pad_id_of(tokenizer: Any) -> int:
     return 0
 
 
-def _pad(rows: list[list[int]], value: int) -> torch.Tensor:
-    longest = max(len(r) for r in rows)
+def _pad(rows: list[list[int]], value: int, multiple: int = 1) -> torch.Tensor:
+    longest = -(-max(len(r) for r in rows) // multiple) * multiple     # rounded up to the multiple
     out = torch.full((len(rows), longest), value, dtype=torch.long)   # (B, T)
     for i, r in enumerate(rows):
         out[i, :len(r)] = torch.as_tensor(r, dtype=torch.long)
@@ -46,6 +47,7 @@ class Collator:
     task: str
     pad_id: int = 0
     num_labels: Optional[int] = None        # multilabel: C, the multi-hot width
+    pad_multiple: int = 1                   # T rounded up to this (data.pad_to_multiple_of)
 
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
         if not examples:
@@ -53,7 +55,7 @@ class Collator:
         first, batch = examples[0], {}
         if "input_ids" in first:
             ids = [ex["input_ids"] for ex in examples]
-            batch["input_ids"] = _pad(ids, self.pad_id)                      # (B, T)
+            batch["input_ids"] = _pad(ids, self.pad_id, self.pad_multiple)   # (B, T)
             lengths = torch.tensor([len(r) for r in ids])
             batch["attention_mask"] = (torch.arange(batch["input_ids"].shape[1])[None, :]
                                        < lengths[:, None]).long()             # (B, T)
@@ -68,7 +70,7 @@ class Collator:
 
     def labels(self, labels: list) -> torch.Tensor:
         if self.task == "causal_lm":
-            return _pad(labels, IGNORE_INDEX)                                 # (B, T)
+            return _pad(labels, IGNORE_INDEX, self.pad_multiple)              # (B, T)
         if self.task == "regression":
             return torch.tensor(labels, dtype=torch.float32)                  # (B,)
         if self.task == "multilabel":

@@ -28,6 +28,8 @@ def test_int_accepted_for_float():
     (["train.schedule=cosin"], ["train.schedule", "'cosin'", "cosine"]),
     (["train.epochs=abc"], ["train.epochs", "abc", "int"]),
     (["train.batch_size=0"], ["train.batch_size", ">= 1"]),
+    (["data.pad_to_multiple_of=0"], ["data.pad_to_multiple_of", ">= 1"]),
+    (["train.cudnn_attention=maybe"], ["train.cudnn_attention", "maybe"]),
     (["tracking=[tensorbord]"], ["tensorbord", "tensorboard"]),
     (["task=clasification"], ["task", "classification"]),
 ])

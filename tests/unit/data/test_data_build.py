@@ -175,3 +175,12 @@ def test_jsonl_causal_lm_needs_text_or_prompt(cfg, write):
     from tunewright.errors import DataError
     with pytest.raises(DataError, match="prompt\\+response or text"):
         read_data(cfg)
+
+
+@pytest.mark.parametrize("multiple,width", [(1, 5), (4, 8), (8, 8), (5, 5)])
+def test_pad_to_multiple_rounds_the_batch_length_up_and_masks_the_extra(multiple, width):
+    rows = [{"input_ids": [5, 6, 7, 8, 9], "labels": [5, 6, 7, 8, 9]}, {"input_ids": [5, 6], "labels": [5, 6]}]
+    b = Collator("causal_lm", pad_id=0, pad_multiple=multiple)(rows)
+    assert b["input_ids"].shape == b["labels"].shape == b["attention_mask"].shape == (2, width)
+    assert b["attention_mask"].sum(1).tolist() == [5, 2]
+    assert (b["labels"][0, 5:] == IGNORE_INDEX).all() and (b["labels"][1, 2:] == IGNORE_INDEX).all()

@@ -195,3 +195,11 @@ def test_autocast_keeps_attention_off_cudnn_on_cuda_unless_asked(device, cudnn, 
         inside = torch.backends.cuda.cudnn_sdp_enabled()
     assert inside is (not expect_off and before)
     assert torch.backends.cuda.cudnn_sdp_enabled() is before
+
+
+def test_malloc_trim_default_is_every_step_on_cpu_and_off_on_gpu():
+    from tunewright.training.callbacks import MallocTrim
+    assert Config().train.malloc_trim_every is None
+    assert MallocTrim.resolve_every(None, torch.device("cpu")) == 1
+    assert MallocTrim.resolve_every(None, torch.device("cuda")) == 0
+    assert MallocTrim.resolve_every(0, torch.device("cpu")) == 0 and MallocTrim.resolve_every(7, torch.device("cuda")) == 7
