@@ -15,8 +15,8 @@ benchmarks/results/peft/<job>.json and the tables into docs/peft.md between mark
   base model, then after lora, prompt_tuning and prefix_tuning, each trained on the same lines.
 - peer: tunewright LoRA against HF Trainer + peft LoRA.
   * throughput: the same job (MiniLM, LoRA r=8 on query/value, batch 32, max_length 128, the same
-    R8 rows, AdamW, lr 5e-4), each tool with its defaults, 20 timed steps after 2 warmup steps:
-    samples/s and peak RSS.
+    R8 rows, AdamW, lr 5e-4), each tool with its defaults, 20 timed steps (`--steps`) after 2 warmup
+    steps, all inside tunewright's first epoch: samples/s and peak RSS.
   * time to accuracy: the usual recipe (Trainer + peft LoRA r=8 on query/value, lr 5e-4, batch 32,
     max_length 128, 2 epochs, linear schedule with 6% warmup, AutoModelForSequenceClassification's
     CLS-pooler head) against tunewright's LoRA defaults (`method: lora`, everything else default),
@@ -316,10 +316,23 @@ def job_trainer_curve(full: bool, train_rows: int, steps: int | None = None) -> 
             "wall_seconds": round(wall, 1), "peak_rss_mb": round(peak_rss_mb(), 1)}
 
 
+def throughput_rows(steps: int, warmup: int) -> int:
+    """R8 rows for a throughput job: after the 10% validation hold-out, one epoch outlasts the steps."""
+    rows = -(-(steps + warmup) * 32 * 10 // 9) + 32
+    if rows > 5485:
+        raise ValueError(f"--steps {steps}: at most 150 timed steps fit in one epoch of R8's 5,485 train rows")
+    return rows
+
+
 def job_throughput(tool: str, steps: int = 20, warmup: int = 2) -> dict:
-    """The same LoRA job for `steps` timed optimizer steps; samples/s over the timed steps only."""
+    """The same LoRA job for `steps` timed optimizer steps; samples/s over the timed steps only.
+
+    Both tools get the same rows. tunewright holds 10% of them out for validation, so there are enough
+    rows for all steps to fall inside its first epoch: the timed window holds training steps only, not
+    the checkpoint tunewright writes at an epoch's end (the Trainer job saves nothing).
+    """
     import torch
-    rows = (steps + warmup) * 32
+    rows = throughput_rows(steps, warmup)
     if tool == "tunewright":
         from tunewright.run import train
         clock = {"t": []}
@@ -415,8 +428,8 @@ def job_latency(reps: int = 7) -> dict:
             "unmerged_vs_base": round(med["lora_unmerged"] / med["base"], 3), "drift": report}
 
 
-JOBS = {"latency": lambda a: job_latency(), "throughput:tunewright": lambda a: job_throughput("tunewright"),
-        "throughput:hf_trainer": lambda a: job_throughput("hf_trainer"),
+JOBS = {"latency": lambda a: job_latency(), "throughput:tunewright": lambda a: job_throughput("tunewright", a.steps),
+        "throughput:hf_trainer": lambda a: job_throughput("hf_trainer", a.steps),
         "curve:tunewright": lambda a: job_tw_curve(a.full, a.train_rows),
         "curve:hf_trainer": lambda a: job_trainer_curve(a.full, a.train_rows),
         **{f"method:{m}": (lambda a, m=m: job_method(m, a.full, a.train_rows)) for m in METHODS},
@@ -433,7 +446,7 @@ def result_path(job: str, full: bool) -> Path:
 
 def run_job(job: str, args) -> None:
     cmd = [sys.executable, __file__, "--job", job, "--train-rows", str(args.train_rows), "--lm-rows",
-           str(args.lm_rows)] + (["--full"] if args.full else []) + [f"--set={kv}" for kv in args.set]
+           str(args.lm_rows), "--steps", str(args.steps)] + (["--full"] if args.full else []) + [f"--set={kv}" for kv in args.set]
     RESULTS.mkdir(parents=True, exist_ok=True)
     log = RESULTS / f"{job.replace(':', '-')}.log"
     print(f"[{time.strftime('%H:%M:%S')}] {job} ...", flush=True)
@@ -467,14 +480,18 @@ GPU_CMD = "bash benchmarks/bench_peft_gpu.sh   # on a CUDA machine; assets from 
 
 def _methods_table(rows: list[dict], cmd: str) -> str:
     r0 = rows[0]
+    # Rows measured in different sessions (a GPU is lent minutes at a time) say when and where, each.
+    mixed = len({(r.get("device"), r["date"][:13]) for r in rows}) > 1
+    where = "" if mixed else f", {r0.get('device', 'CPU')}, measured {r0['date']}"
     lines = [f"`{cmd}`", "", f"MiniLM (all-MiniLM-L6-v2) on Reuters-R8: {r0['train_rows']} train rows, "
-             f"{r0['test_rows']} test docs (the full test set), {r0.get('device', 'CPU')}, measured {r0['date']}.", "",
+             f"{r0['test_rows']} test docs (the full test set){where}.", "",
              "| method | test accuracy % | macro-F1 % | trainable params | share % | s / epoch | epochs | "
-             "peak RSS MB |", "|---|---|---|---|---|---|---|---|"]
+             "peak RSS MB |" + (" measured |" if mixed else ""), "|---|---|---|---|---|---|---|---|" + ("---|" if mixed else "")]
     for r in rows:
         lines.append(f"| {r['method']} | {_pct(r['test_accuracy'])} | {_pct(r['test_macro_f1'])} | "
                      f"{r['trainable_params']:,} | {_pct(r['trainable_share'])} | {r['seconds_per_epoch']:.1f} | "
-                     f"{r['epochs']:g} | {r['peak_rss_mb']:.0f} |")
+                     f"{r['epochs']:g} | {r['peak_rss_mb']:.0f} |" +
+                     (f" {r.get('device', 'CPU').replace('NVIDIA ', '')}, {r['date']} |" if mixed else ""))
     return "\n".join(lines)
 
 
@@ -611,6 +628,8 @@ def main() -> int:
                    "curve (the time-to-accuracy race on full R8) takes about 1 h on 2 uncontended cores.")
     p.add_argument("--skip-done", action="store_true", help="Skip jobs whose result file exists.")
     p.add_argument("--train-rows", type=int, default=800, help="R8 train rows per method (default mode).")
+    p.add_argument("--steps", type=int, default=20, help="Timed optimizer steps of the throughput jobs (at most "
+                   "150; a GPU needs about 100 for a window longer than a second).")
     p.add_argument("--lm-rows", type=int, default=800, help="Friends lines to train on (default mode).")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="A config override for every tunewright run (repeatable; YAML values), e.g. "

@@ -39,15 +39,22 @@ STEPS, WARMUP = 20, 2
 
 # variant -> (what it changes, tunewright config overrides, malloc setting)
 VARIANTS = {
-    "tunewright": ("defaults: dynamic padding + length bucketing", {}, None),
-    "tunewright, no bucketing": ("`data.bucket=false`: random batches padded to their longest row", {"data.bucket": False},
-                                 None),
-    "tunewright, malloc_trim_every=1": ("`train.malloc_trim_every=1`: `malloc_trim(0)` after every optimizer step",
-                                        {"train.malloc_trim_every": 1}, None),
+    "tunewright": ("defaults: dynamic padding + length bucketing, `malloc_trim(0)` after every step (a CPU's "
+                   "default, `train.malloc_trim_every: null`)", {}, None),
+    "tunewright, no trimming": ("`train.malloc_trim_every=0` (the default until 2026-11-26)",
+                                {"train.malloc_trim_every": 0}, None),
+    "tunewright, no trimming, no bucketing": ("also `data.bucket=false`: random batches padded to their longest row",
+                                              {"train.malloc_trim_every": 0, "data.bucket": False}, None),
     "tunewright, malloc_trim_every=10": ("`train.malloc_trim_every=10`", {"train.malloc_trim_every": 10}, None),
-    "tunewright + mmap >= 4 MB": ("`mallopt(M_MMAP_THRESHOLD, 4 MB)`: tensors of 4 MB and more bypass the heap", {},
-                                  4 << 20),
-    "tunewright + mmap >= 1 MB": ("`mallopt(M_MMAP_THRESHOLD, 1 MB)`", {}, 1 << 20),
+    "tunewright, pad to 32, malloc_trim_every=10": ("also `data.pad_to_multiple_of=32`: fewer batch shapes",
+                                                    {"data.pad_to_multiple_of": 32, "train.malloc_trim_every": 10},
+                                                    None),
+    "tunewright, pad to 8": ("`data.pad_to_multiple_of=8`, trimming every step", {"data.pad_to_multiple_of": 8},
+                             None),
+    "tunewright, no trimming + mmap >= 4 MB": ("`mallopt(M_MMAP_THRESHOLD, 4 MB)`: tensors of 4 MB and more bypass "
+                                               "the heap", {"train.malloc_trim_every": 0}, 4 << 20),
+    "tunewright, no trimming + mmap >= 1 MB": ("`mallopt(M_MMAP_THRESHOLD, 1 MB)`", {"train.malloc_trim_every": 0},
+                                               1 << 20),
     "hf_trainer": ("Trainer + peft defaults: random batches padded to their longest row", None, None),
 }
 
@@ -74,7 +81,7 @@ def run_variant(name: str) -> dict:
             marks["rss"] = _peak_mb()
     with tempfile.TemporaryDirectory() as out:
         train(bp.r8_config("lora", out, "rss", **{
-            "data.train_subset": (STEPS + WARMUP) * 32, "data.test_subset": 64, "data.max_length": 128,
+            "data.train_subset": bp.throughput_rows(STEPS, WARMUP), "data.test_subset": 64, "data.max_length": 128,
             "model.attention_dropout": None, "train.precision": "fp32", "lora.target_modules": ["query", "value"], "lora.dropout": 0.1,
             "train.max_steps": STEPS + WARMUP, "train.warmup_ratio": 0.0, "train.eval_every_steps": 10 ** 6,
             **over}), callbacks=[Clock()])
@@ -92,7 +99,9 @@ def render(results: dict) -> str:
              "| variant | what changes | samples/s | vs tunewright | peak RSS MB | vs Trainer |",
              "|---|---|---:|---:|---:|---:|"]
     for name, (what, _, _) in VARIANTS.items():
-        r = results[name]
+        r = results.get(name)
+        if r is None:                                  # not run yet (--only)
+            continue
         lines.append(f"| {name} | {what} | {r['samples_per_s']:.1f} | "
                      f"{r['samples_per_s'] / base['samples_per_s']:.2f}x | {r['peak_rss_mb']:.0f} | "
                      f"{r['peak_rss_mb'] / peer['peak_rss_mb']:.2f}x |")
@@ -103,13 +112,22 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--variant", help=argparse.SUPPRESS)
     p.add_argument("--render", action="store_true", help="Only rewrite the README table from results/rss.json.")
+    p.add_argument("--only", action="append", help="A variant to (re)run (repeatable), merged into the saved results; the "
+                   "tunewright and hf_trainer rows are rerun with them, since ratios hold only within a run.")
     args = p.parse_args()
     if args.variant:
         print("RESULT " + json.dumps(run_variant(args.variant)), flush=True)
         return 0
     if not args.render:
+        names = list(VARIANTS)
         results = {"_date": time.strftime("%Y-%m-%d %H:%M")}
-        for name in VARIANTS:
+        if args.only:
+            names = ["tunewright", *args.only, "hf_trainer"]
+            unknown = [n for n in names if n not in VARIANTS]
+            if unknown:
+                p.error(f"unknown variants {unknown}; known: {list(VARIANTS)}")
+            results = {**json.loads(OUT.read_text()), **results} if OUT.is_file() else results
+        for name in dict.fromkeys(names):
             proc = subprocess.run([sys.executable, __file__, "--variant", name], capture_output=True, text=True,
                                   env={**os.environ, "OMP_NUM_THREADS": "2"})
             line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
