@@ -481,7 +481,8 @@ GPU_CMD = "bash benchmarks/bench_peft_gpu.sh   # on a CUDA machine; assets from 
 def _methods_table(rows: list[dict], cmd: str) -> str:
     r0 = rows[0]
     # Rows measured in different sessions (a GPU is lent minutes at a time) say when and where, each.
-    mixed = len({(r.get("device"), r["date"][:13]) for r in rows}) > 1
+    stamps = [time.mktime(time.strptime(r["date"], "%Y-%m-%d %H:%M")) for r in rows]
+    mixed = len({r.get("device") for r in rows}) > 1 or max(stamps) - min(stamps) > 3 * 3600
     where = "" if mixed else f", {r0.get('device', 'CPU')}, measured {r0['date']}"
     lines = [f"`{cmd}`", "", f"MiniLM (all-MiniLM-L6-v2) on Reuters-R8: {r0['train_rows']} train rows, "
              f"{r0['test_rows']} test docs (the full test set){where}.", "",
@@ -550,7 +551,8 @@ def render(args) -> None:
         for full in (False, True):
             rows = [r for r in (_load(f"method:{m}", full, tag) for m in METHODS) if r]
             if rows:
-                extra = "--only methods --full" if full else f"--only methods --train-rows {rows[0]['train_rows']}"
+                rows_arg = rows[0].get("train_rows_arg", rows[0]["train_rows"])   # asked for, before the val split
+                extra = "--only methods --full" if full else f"--only methods --train-rows {rows_arg}"
                 doc = _block(doc, f"methods{'-full' if full else ''}{tag}", _methods_table(rows, cmd_of(extra)))
         tw, hf = _load("throughput:tunewright", False, tag), _load("throughput:hf_trainer", False, tag)
         if tw and hf:
@@ -652,7 +654,7 @@ def main() -> int:
         import torch
         torch.set_num_threads(THREADS)
         out = JOBS[args.job](args)
-        out.update(job=args.job, full=args.full, settings=SETTINGS, date=time.strftime("%Y-%m-%d %H:%M"), threads=THREADS,
+        out.update(job=args.job, full=args.full, train_rows_arg=args.train_rows, settings=SETTINGS, date=time.strftime("%Y-%m-%d %H:%M"), threads=THREADS,
                    device=torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU, {THREADS} threads")
         result_path(args.job, args.full).write_text(json.dumps(out, indent=2))
         return 0
