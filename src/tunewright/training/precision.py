@@ -19,7 +19,7 @@ import json
 import os
 import platform
 import time
-from contextlib import ExitStack, nullcontext
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,16 +130,14 @@ def _cpu_model() -> str:
 
 def resolve_precision(precision: str, device: torch.device, cudnn_attention: bool = False) -> Precision:
     device = torch.device(device)
-    if precision == "fp32":
-        return Precision(device, None, cudnn_attention)
     if precision in ("bf16", "fp16"):
         dtype = torch.bfloat16 if precision == "bf16" else torch.float16
         if device.type == "cpu" and dtype is torch.float16:
             raise ConfigError("train.precision: 'fp16' autocast is for GPUs; on CPU use fp32 or bf16.")
-        return Precision(device, dtype, cudnn_attention)
-    # auto
-    if device.type == "cuda":
-        return Precision(device, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16, cudnn_attention)
-    if device.type == "cpu" and cpu_bf16_is_fast():
-        return Precision(device, torch.bfloat16, cudnn_attention)
-    return Precision(device, None, cudnn_attention)
+    elif precision == "fp32":
+        dtype = None
+    elif device.type == "cuda":  # auto
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    else:
+        dtype = torch.bfloat16 if device.type == "cpu" and cpu_bf16_is_fast() else None
+    return Precision(device, dtype, cudnn_attention)
