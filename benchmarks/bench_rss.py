@@ -37,25 +37,32 @@ START, END = "<!-- bench_rss:start -->", "<!-- bench_rss:end -->"
 M_MMAP_THRESHOLD = -3                     # glibc mallopt parameter number
 STEPS, WARMUP = 20, 2
 
-# variant -> (what it changes, tunewright config overrides, malloc setting)
+# variant -> (what it changes, tunewright config overrides (None: the Trainer), malloc setting, environment).
+# THP_MEM_ALLOC_ENABLE is set for each child process explicitly: "1" is what `import tunewright`
+# sets by default (tunewright/huge_pages.py), "0" is torch's own default and the Trainer's.
+ON, OFF = {"THP_MEM_ALLOC_ENABLE": "1"}, {"THP_MEM_ALLOC_ENABLE": "0"}
 VARIANTS = {
     "tunewright": ("defaults: dynamic padding + length bucketing, `malloc_trim(0)` after every step (a CPU's "
-                   "default, `train.malloc_trim_every: null`)", {}, None),
-    "tunewright, no trimming": ("`train.malloc_trim_every=0` (the default until 2026-11-26)",
-                                {"train.malloc_trim_every": 0}, None),
+                   "default, `train.malloc_trim_every: null`), torch's CPU allocator on huge pages "
+                   "(`import tunewright` sets `THP_MEM_ALLOC_ENABLE=1`)", {}, None, ON),
+    "tunewright, no huge pages": ("`THP_MEM_ALLOC_ENABLE=0` (the default until 2026-11-26)", {}, None, OFF),
+    "tunewright, no trimming": ("`train.malloc_trim_every=0`", {"train.malloc_trim_every": 0}, None, ON),
+    "tunewright, no trimming, no huge pages": ("both off, as before 2026-11-26",
+                                               {"train.malloc_trim_every": 0}, None, OFF),
     "tunewright, no trimming, no bucketing": ("also `data.bucket=false`: random batches padded to their longest row",
-                                              {"train.malloc_trim_every": 0, "data.bucket": False}, None),
-    "tunewright, malloc_trim_every=10": ("`train.malloc_trim_every=10`", {"train.malloc_trim_every": 10}, None),
+                                              {"train.malloc_trim_every": 0, "data.bucket": False}, None, ON),
+    "tunewright, malloc_trim_every=10": ("`train.malloc_trim_every=10`", {"train.malloc_trim_every": 10}, None, ON),
     "tunewright, pad to 32, malloc_trim_every=10": ("also `data.pad_to_multiple_of=32`: fewer batch shapes",
                                                     {"data.pad_to_multiple_of": 32, "train.malloc_trim_every": 10},
-                                                    None),
+                                                    None, ON),
     "tunewright, pad to 8": ("`data.pad_to_multiple_of=8`, trimming every step", {"data.pad_to_multiple_of": 8},
-                             None),
+                             None, ON),
     "tunewright, no trimming + mmap >= 4 MB": ("`mallopt(M_MMAP_THRESHOLD, 4 MB)`: tensors of 4 MB and more bypass "
-                                               "the heap", {"train.malloc_trim_every": 0}, 4 << 20),
-    "tunewright, no trimming + mmap >= 1 MB": ("`mallopt(M_MMAP_THRESHOLD, 1 MB)`", {"train.malloc_trim_every": 0},
-                                               1 << 20),
-    "hf_trainer": ("Trainer + peft defaults: random batches padded to their longest row", None, None),
+                                               "the heap (no huge pages)", {"train.malloc_trim_every": 0}, 4 << 20, OFF),
+    "tunewright, no trimming + mmap >= 1 MB": ("`mallopt(M_MMAP_THRESHOLD, 1 MB)` (no huge pages)",
+                                               {"train.malloc_trim_every": 0}, 1 << 20, OFF),
+    "hf_trainer": ("Trainer + peft defaults: random batches padded to their longest row", None, None, OFF),
+    "hf_trainer, huge pages": ("the Trainer with `THP_MEM_ALLOC_ENABLE=1` exported", None, None, ON),
 }
 
 
@@ -63,15 +70,21 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def _huge() -> bool:
+    """Whether the child's torch allocator ran on huge pages (checks that the env setting took)."""
+    from tunewright.huge_pages import active
+    return active()
+
+
 def run_variant(name: str) -> dict:
     import bench_peft as bp
-    _, over, malloc = VARIANTS[name]
+    _, over, malloc, _ = VARIANTS[name]
     libc = ctypes.CDLL("libc.so.6")
     if isinstance(malloc, int):
         assert libc.mallopt(M_MMAP_THRESHOLD, malloc) == 1
     if over is None:                                   # the Trainer: bench_peft's own throughput job
         res = bp.job_throughput("hf_trainer", STEPS, WARMUP)
-        return {"samples_per_s": res["samples_per_s"], "peak_rss_mb": res["peak_rss_mb"]}
+        return {"samples_per_s": res["samples_per_s"], "peak_rss_mb": res["peak_rss_mb"], "huge_pages": _huge()}
     from tunewright.run import train
     marks: dict = {"t": []}
 
@@ -86,7 +99,8 @@ def run_variant(name: str) -> dict:
             "train.max_steps": STEPS + WARMUP, "train.warmup_ratio": 0.0, "train.eval_every_steps": 10 ** 6,
             **over}), callbacks=[Clock()])
     t = marks["t"]
-    return {"samples_per_s": round(STEPS * 32 / (t[-1] - t[WARMUP - 1]), 2), "peak_rss_mb": round(marks["rss"], 1)}
+    return {"samples_per_s": round(STEPS * 32 / (t[-1] - t[WARMUP - 1]), 2), "peak_rss_mb": round(marks["rss"], 1),
+            "huge_pages": _huge()}
 
 
 def render(results: dict) -> str:
@@ -96,13 +110,14 @@ def render(results: dict) -> str:
              f"{results['_date']}; the peer job of `bench_peft.py` (MiniLM, LoRA r=8 on query/value, batch 32, "
              f"max_length 128, fp32, {STEPS} timed steps after {WARMUP} warmup steps), each variant in its own "
              "process, 2 torch threads. Peak RSS up to the last timed step.", "",
-             "| variant | what changes | samples/s | vs tunewright | peak RSS MB | vs Trainer |",
-             "|---|---|---:|---:|---:|---:|"]
-    for name, (what, _, _) in VARIANTS.items():
+             "| variant | what changes | huge pages (checked) | samples/s | vs tunewright | peak RSS MB | vs Trainer |",
+             "|---|---|---|---:|---:|---:|---:|"]
+    for name, (what, *_) in VARIANTS.items():
         r = results.get(name)
         if r is None:                                  # not run yet (--only)
             continue
-        lines.append(f"| {name} | {what} | {r['samples_per_s']:.1f} | "
+        huge = {True: "yes", False: "no"}.get(r.get("huge_pages"), "not recorded")
+        lines.append(f"| {name} | {what} | {huge} | {r['samples_per_s']:.1f} | "
                      f"{r['samples_per_s'] / base['samples_per_s']:.2f}x | {r['peak_rss_mb']:.0f} | "
                      f"{r['peak_rss_mb'] / peer['peak_rss_mb']:.2f}x |")
     return "\n".join(lines)
@@ -129,7 +144,7 @@ def main() -> int:
             results = {**json.loads(OUT.read_text()), **results} if OUT.is_file() else results
         for name in dict.fromkeys(names):
             proc = subprocess.run([sys.executable, __file__, "--variant", name], capture_output=True, text=True,
-                                  env={**os.environ, "OMP_NUM_THREADS": "2"})
+                                  env={**os.environ, "OMP_NUM_THREADS": "2", **VARIANTS[name][3]})
             line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
             if line is None:
                 print(proc.stdout[-2000:], proc.stderr[-4000:], file=sys.stderr)

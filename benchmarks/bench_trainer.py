@@ -44,6 +44,11 @@ MEASUREMENTS = {
     "B": ("tunewright", "hf_trainer", 1.20),
 }
 VARIANTS = ("tunewright_fixed", "hand_fixed", "tunewright", "hf_trainer")
+# torch's CPU allocator on huge pages (tunewright/huge_pages.py), set per child explicitly: tunewright's
+# default for its own variants and for the hand loop of A (a loop-overhead comparison wants the same
+# allocator on both sides); torch's own default, off, for the Trainer of B.
+HUGE_PAGES_ENV = {"tunewright_fixed": {"THP_MEM_ALLOC_ENABLE": "1"}, "hand_fixed": {"THP_MEM_ALLOC_ENABLE": "1"},
+                  "tunewright": {"THP_MEM_ALLOC_ENABLE": "1"}, "hf_trainer": {"THP_MEM_ALLOC_ENABLE": "0"}}
 MEASUREMENT_OF = {v: m for m, pair in MEASUREMENTS.items() for v in pair[:2]}
 README_START, README_END = "<!-- bench_trainer:start -->", "<!-- bench_trainer:end -->"
 
@@ -379,6 +384,7 @@ def run_hf_trainer(cfg: BenchConfig) -> dict:
 def run_variant(variant: str, cfg: BenchConfig) -> dict:
     """Run one variant in this process and return its measurements."""
     import torch
+    from tunewright.huge_pages import active as huge_pages_active
     if cfg.warmup < 1 or cfg.steps < 1:
         raise ValueError("warmup and steps must both be >= 1 (the timed window starts at the end of warmup)")
     torch.set_num_threads(cfg.threads)
@@ -396,6 +402,7 @@ def run_variant(variant: str, cfg: BenchConfig) -> dict:
         raise ValueError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
     return {"variant": variant, "measurement": MEASUREMENT_OF[variant], **res,
             "peak_rss_exit_mb": round(peak_rss_mb(), 1), "wall_s": round(time.perf_counter() - t0, 1),
+            "huge_pages": huge_pages_active(),
             "loadavg_1m": [round(load0, 2), round(os.getloadavg()[0], 2)]}
 
 
@@ -409,7 +416,7 @@ def run_child(variant: str, cfg: BenchConfig, settle_s: float = 0.0) -> dict:
         out = f.name
     cmd = [sys.executable, str(Path(__file__).resolve()), "--variant", variant, "--child-json", out,
            *[a for k, v in dataclasses.asdict(cfg).items() for a in (f"--{k.replace('_', '-')}", str(v))]]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **HUGE_PAGES_ENV[variant]})
     if proc.returncode != 0:
         raise RuntimeError(f"variant {variant} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
     result = json.loads(Path(out).read_text())
@@ -543,11 +550,13 @@ What is measured (see the docstring of `bench_trainer.py` for the details):
   as `tunewright.train` sets it up, with its collate wrapped to pad every batch to 128 tokens (bucketing
   off, it cannot change a fixed shape), against a hand-written loop (`for batch in DataLoader`,
   torch's default AdamW) over the same architecture: `AutoModel` without its pooler, masked mean
-  pooling, dropout 0.1, a linear head. Both train exactly the same parameters.
+  pooling, dropout 0.1, a linear head. Both train exactly the same parameters, and both run torch's
+  CPU allocator on huge pages (`THP_MEM_ALLOC_ENABLE=1`, which `import tunewright` sets), so A
+  compares the loops alone.
 - **B. defaults**: `tunewright.train(config, callbacks=[clock])`, i.e. dynamic padding plus length
   bucketing, against `transformers.Trainer` with its defaults (DataCollatorWithPadding pads each batch
   to its longest row, random sampler, no length grouping, `adamw_torch_fused`; use_cpu, report_to=none,
-  save_strategy=no, no evaluation). The Trainer's model is `AutoModelForSequenceClassification`: the
+  save_strategy=no, no evaluation, torch's allocator without huge pages as it comes). The Trainer's model is `AutoModelForSequenceClassification`: the
   CLS pooler (a 384x384 dense layer and tanh) plus a linear head, where tunewright mean-pools
   all-MiniLM-L6-v2's token states (its sentence-transformers config says mean) into a linear head.
   So the Trainer trains 147,840 more parameters (0.7%); their compute per step is negligible next to

@@ -6,6 +6,10 @@
 """
 __version__ = "0.1.0"
 
+from . import huge_pages as _huge_pages  # noqa: E402
+
+_huge_pages.request()  # before torch's first CPU allocation; why: tunewright/huge_pages.py
+
 from .config import Config, load_config  # noqa: E402
 
 

@@ -16,6 +16,7 @@ import os
 import resource
 import shutil
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from .config import Config, dump_yaml, load_config, to_dict
 from .config.load import config_from_dict
 from .errors import TunewrightError
 from .evaluate import evaluate_dataset
+from .huge_pages import status as huge_pages_status
 from .optim import build_optimizer, build_scheduler, param_groups, schedule_options
 from .tracking import build_trackers, flatten
 from .training.callbacks import (BestModelSaver, CallbackList, Checkpointer, EarlyStopping, MallocTrim, Progress,
@@ -195,13 +197,18 @@ def train(config, overrides: list[str] | None = None, *, resume: bool = False, o
     model.to(device)
     optimizer, scheduler, total_steps = build_optimization(model, cfg, plans, len(bundle.train))
     data = FitData.of(model, bundle)           # what fit() trains on; a plan may swap in a feature cache
+    t_prepare = time.perf_counter()
     for p in plans:
         if p.prepare is not None:
             data = p.prepare(data, cfg, device)
+    prepare_seconds = time.perf_counter() - t_prepare  # head warm start + feature cache: training time too
     notes = list(bundle.notes) + [n for p in plans for n in p.notes]
     if cfg.method != "none" and cfg.model.attention_dropout == "auto" and hasattr(model.backbone, "config"):
         notes.append(f"model.attention_dropout auto: attention dropout is off while {cfg.method} trains (the fused "
                      f"attention kernel runs); set model.attention_dropout to a number to keep it")
+    huge_pages = huge_pages_status()
+    if device.type == "cpu" and huge_pages.startswith("off (torch"):
+        notes.append(f"huge pages {huge_pages}: CPU steps run slower and use more memory")
     for note in notes:
         print(f"note: {note}", file=sys.stderr, flush=True)
 
@@ -287,8 +294,8 @@ def train(config, overrides: list[str] | None = None, *, resume: bool = False, o
         "steps": state.step, "epochs_run": round(state.epoch_float if state.batch_in_epoch else state.epoch, 3),
         "samples_per_s": round(state.samples_seen / max(state.train_seconds, 1e-9), 2),
         "stop_reason": state.stop_reason, "nonfinite_steps_skipped": state.nonfinite_total,
-        "cache_seconds": round(data.cache_seconds, 2),
-        "bad_rows": len(bundle.bad_rows), "notes": notes, "precision": precision.name, "device": str(device),
+        "cache_seconds": round(data.cache_seconds, 2), "prepare_seconds": round(prepare_seconds, 2),
+        "bad_rows": len(bundle.bad_rows), "notes": notes, "precision": precision.name, "device": str(device), "huge_pages": huge_pages,
         "sizes": {k: len(getattr(bundle, k)) for k in ("train", "val", "test")},
         "label_names": bundle.label_names, "run_dir": str(run_dir),
     })

@@ -104,6 +104,7 @@ def finish(plan: Plan, model: nn.Module, cfg) -> Plan:
     """Add what every strategy shares to `plan` (see the module docstring)."""
     from .feature_cache import cache_reasons
     from .l2sp import L2SP
+    from .lp_ft import wants_warm_start
 
     o, t = cfg.strategy_options, cfg.train
     index = plan.group_of if isinstance(plan.group_of, GroupIndex) else _index(model, cfg)
@@ -136,7 +137,7 @@ def finish(plan: Plan, model: nn.Module, cfg) -> Plan:
         if t.weight_decay:
             plan.notes.append(f"L2-SP is on and train.weight_decay={t.weight_decay:g} still decays toward zero; "
                               f"set it to 0 for the paper's objective")
-    warm = o.warm_start_head or cfg.strategy == "lp_ft"
+    warm = wants_warm_start(cfg)
     peft = cfg.method not in (None, "none")
     bn_frozen = o.bn_stats == "frozen" or (o.bn_stats == "auto" and (warm or peft))
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]

@@ -78,3 +78,32 @@ def test_bn_stats_decides_whether_trainable_batchnorm_updates_its_statistics(str
     recal = strategy == "full" and bn_stats == "auto" and not method
     assert (plans[0].bn_recalibrate_batches > 0) == recal
     assert any("recomputed from" in n for n in plans[0].notes) == recal
+
+
+@pytest.mark.parametrize("strategy, method, task, flag, expected", [
+    ("full", "lora", "classification", None, True),        # auto: a PEFT method with a new head
+    ("full", "bitfit", "image_classification", None, True),
+    ("full", "lora", "causal_lm", None, False),            # the LM head is pretrained: nothing to probe
+    ("full", "lora", "regression", None, False),
+    ("full", "none", "classification", None, False),       # full fine-tuning: opt in with lp_ft or the flag
+    ("lp_ft", "none", "classification", None, True),
+    ("lp_ft", "none", "classification", False, True),      # lp_ft is the probe; the flag cannot remove it
+    ("full", "lora", "classification", False, False),
+    ("full", "none", "classification", True, True),
+])
+def test_warm_start_head_auto_decides_by_method_and_task(strategy, method, task, flag, expected):
+    from tunewright.config.load import config_from_dict
+    from tunewright.strategies.lp_ft import wants_warm_start
+    cfg = config_from_dict({"model": {"name": "x"}, "data": {"train": "x.csv"}, "task": task, "strategy": strategy,
+                            "method": method, "strategy_options": {"warm_start_head": flag}})
+    assert wants_warm_start(cfg) is expected
+
+
+def test_peft_head_is_warm_started_by_default_and_not_when_turned_off(tmp_path, tw_models):
+    notes = {}
+    for flag in (None, False):
+        cfg = merge(tw_models.config("bert", tmp_path / str(flag)), {"method": "lora",
+                                                                    "strategy_options": {"warm_start_head": flag}})
+        *_, plans = tw_models.fit_run(cfg)
+        notes[flag] = [n for p in plans for n in p.notes if n.startswith("head warm start (linear probe)")]
+    assert len(notes[None]) == 1 and not notes[False]
