@@ -60,6 +60,8 @@ def linear_probe(head: nn.Module, features: torch.Tensor, labels: torch.Tensor, 
 
     with torch.enable_grad():
         opt.step(objective)
+    for p in params:      # the probe's last gradients would otherwise add into the first training step's
+        p.grad = None
     head.train(was_training)
     out = {"loss": evals[-1], "iterations": opt.state[params[0]].get("n_iter", len(evals))}
     if task in ("classification", "image_classification"):

@@ -107,3 +107,17 @@ def test_peft_head_is_warm_started_by_default_and_not_when_turned_off(tmp_path, 
         *_, plans = tw_models.fit_run(cfg)
         notes[flag] = [n for p in plans for n in p.notes if n.startswith("head warm start (linear probe)")]
     assert len(notes[None]) == 1 and not notes[False]
+
+
+def test_linear_probe_fits_and_leaves_no_gradient_behind():
+    """Leftover probe gradients would add into the first training step (and break exact resume)."""
+    import torch
+    from tunewright.strategies.lp_ft import linear_probe
+    g = torch.Generator().manual_seed(0)
+    feats = torch.randn(64, 5, generator=g)
+    labels = (feats[:, 0] > 0).long()                     # separable by the first feature
+    head = torch.nn.Sequential(torch.nn.Dropout(0.1), torch.nn.Linear(5, 2))
+    stats = linear_probe(head, feats, labels, "classification")
+    assert stats["train_accuracy"] == 1.0
+    assert all(p.grad is None for p in head.parameters())
+    assert head.training                                  # its mode is restored
