@@ -185,7 +185,7 @@ class StrategyOptions:
                                           "features (linear probing; LP-FT, Kumar et al. 2022). None (auto): on "
                                           "when a PEFT method trains a new classification head, and under strategy "
                                           "lp_ft; off otherwise. On MiniLM LoRA / R8 it took the first half-epoch "
-                                          "test accuracy from 88% to 97% for an 81 s probe on 2 CPU cores.")
+                                          "test accuracy from 88% to 97% for an 81-105 s probe on 2 CPU cores.")
     probe_max_iter: int = opt(300, "Head warm start: L-BFGS iterations at most.")
     probe_weight_decay: float = opt(1e-4, "Head warm start: L2 penalty wd/2 * ||W||^2 on the head's weights.")
 
