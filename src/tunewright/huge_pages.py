@@ -88,5 +88,7 @@ def status() -> str:
         return f"off ({ENV}={os.environ.get(ENV)})"
     if not sys.platform.startswith("linux"):
         return "unavailable (not Linux)"
+    if kernel_mode() == "never":               # requested in time, but the kernel declines huge pages
+        return "off (kernel THP mode never)"
     return ("off (torch allocated a CPU tensor before tunewright was imported; import tunewright first, "
             f"or export {ENV}=1)")
