@@ -33,7 +33,8 @@ fashion-mnist:
 demo: venv
 	$(BIN)/tunewright demo
 
-# Headless Chromium for the report test (tests/e2e/test_compare_report.py); that test skips without it.
+# Headless Chromium for the report test (tests/e2e/test_compare_report.py, driven by Playwright through
+# executable_path, so no browser download); that test skips without it.
 chromium:
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && \
 	  (apt-get install -y -q chromium >/dev/null 2>&1 || \

@@ -1,13 +1,8 @@
 """`tunewright compare` on the tiny config: leaderboard numbers equal each variant's summary.json; the
 report is self-contained and, in headless Chromium, loads with no console errors and every figure."""
-import base64
 import csv
 import json
 import shutil
-import socket
-import subprocess
-import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -64,85 +59,47 @@ def test_speed_protocol_is_recorded_once_for_all_variants(compared):
     assert speed["threads"] == torch.get_num_threads() and "median" in speed["batch_1"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_report_in_headless_chromium(compared, tmp_path):
-    """Chromium over the DevTools protocol: console errors, figures decoded, a screenshot."""
+    """The system Chromium, driven by Playwright (no browser download): no console error or page
+    error, every figure decoded and laid out, a screenshot saved."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         pytest.skip("chromium is not installed (make test installs it when run as root: apt-get install chromium)")
-    websocket = pytest.importorskip("websocket", reason="websocket-client is needed to speak DevTools")
-    import urllib.request
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright drives Chromium (make test installs it)")
 
-    port = _free_port()
-    profile = tempfile.mkdtemp()
-    proc = subprocess.Popen([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                             "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                             "--disable-sync", f"--user-data-dir={profile}", f"--remote-debugging-port={port}",
-                             "--window-size=1200,900", "about:blank"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        targets = None
-        for _ in range(120):
-            try:
-                targets = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json", timeout=1))
-                if any(t["type"] == "page" for t in targets):
-                    break
-            except OSError:
-                time.sleep(0.5)
-        assert targets, "chromium's DevTools endpoint did not come up"
-        page = next(t for t in targets if t["type"] == "page")
-        ws = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=60)
-        ids, errors = iter(range(1, 10_000)), []
-
-        def call(method, **params):
-            i = next(ids)
-            ws.send(json.dumps({"id": i, "method": method, "params": params}))
-            while True:
-                msg = json.loads(ws.recv())
-                if msg.get("id") == i:
-                    return msg.get("result", {})
-                m = msg.get("method")
-                if m == "Runtime.consoleAPICalled" and msg["params"]["type"] in ("error", "assert"):
-                    errors.append(msg["params"])
-                elif m == "Runtime.exceptionThrown":
-                    errors.append(msg["params"])
-                elif m == "Log.entryAdded" and msg["params"]["entry"]["level"] == "error":
-                    errors.append(msg["params"]["entry"])
-
-        for domain in ("Runtime", "Log", "Page"):
-            call(f"{domain}.enable")
-        call("Page.navigate", url=(compared / "report.html").resolve().as_uri())
-        state = {}
-        for _ in range(120):
-            res = call("Runtime.evaluate", returnByValue=True, expression="""(() => {
+    errors: list[str] = []
+    with sync_api.sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=browser, headless=True,
+                                      args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                                            "--disable-component-update", "--disable-sync"])
+        try:
+            page = chromium.new_page(viewport={"width": 1200, "height": 900})
+            page.on("console", lambda m: errors.append(f"console.{m.type}: {m.text}")
+                    if m.type in ("error", "assert") else None)
+            page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
+            page.on("requestfailed", lambda r: errors.append(f"requestfailed: {r.url} {r.failure}"))
+            page.goto((compared / "report.html").resolve().as_uri(), wait_until="load")
+            # every <img> has settled (a broken one is `complete` too, with naturalWidth 0) before anything is read
+            page.wait_for_function("""() => {
+                const imgs = [...document.querySelectorAll('figure[data-figure] img')];
+                return imgs.length > 0 && imgs.every(i => i.complete);
+            }""", timeout=60_000)
+            state = page.evaluate("""() => {
                 const imgs = [...document.querySelectorAll('figure[data-figure] img')];
                 const meta = document.querySelector('meta[name=tunewright-figures]');
-                return {ready: document.readyState, n: imgs.length, url: document.URL,
-                        ok: imgs.filter(i => i.complete && i.naturalWidth > 0).length,
+                return {n: imgs.length, url: document.URL,
+                        broken: imgs.filter(i => !(i.naturalWidth > 0)).map(i => i.closest('figure').dataset.figure),
+                        ok: imgs.filter(i => i.complete && i.naturalWidth > 0 && i.getBoundingClientRect().width > 0).length,
                         names: [...document.querySelectorAll('figure[data-figure]')].map(f => f.dataset.figure),
                         listed: meta ? meta.content.split(',') : []};
-            })()""")
-            state = res.get("result", {}).get("value") or {}      # empty while the navigation is under way
-            if (state.get("url", "").startswith("file:") and state["ready"] == "complete"
-                    and state["n"] and state["ok"] == state["n"]):
-                break
-            time.sleep(0.25)
-        shot = call("Page.captureScreenshot", format="png")["data"]
-        (tmp_path / "report.png").write_bytes(base64.b64decode(shot))
-        print(f"screenshot: {tmp_path / 'report.png'}")
-        ws.close()
-        assert not errors, errors
-        assert state.get("url", "").startswith("file:"), state
-        assert state["ok"] == state["n"] > 0, state               # every figure decoded and laid out
-        assert sorted(state["names"]) == sorted(state["listed"])
-        assert RUN_FIGURES | COMPARE_FIGURES <= set(state["names"])
-        assert (tmp_path / "report.png").stat().st_size > 10_000
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        shutil.rmtree(profile, ignore_errors=True)
+            }""")
+            page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+            print(f"screenshot: {tmp_path / 'report.png'} (Chromium {chromium.version})")
+        finally:
+            chromium.close()
+    assert not errors, errors
+    assert state["url"].startswith("file:"), state
+    assert state["ok"] == state["n"] > 0, state               # every figure decoded and laid out
+    assert sorted(state["names"]) == sorted(state["listed"])
+    assert RUN_FIGURES | COMPARE_FIGURES <= set(state["names"])
+    assert (tmp_path / "report.png").stat().st_size > 10_000
