@@ -4,7 +4,7 @@
     result = tunewright.train("configs/demo.yaml")           # or a dict, or a Config
     result.summary["test"]["accuracy"], result.run_dir
 """
-__version__ = "0.1.0"
+from .version import __version__
 
 from . import huge_pages as _huge_pages  # noqa: E402
 
