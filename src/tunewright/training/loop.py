@@ -14,6 +14,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from ..data.collate import to_device  # the batch contract is data's (strategies import it from here too)
 from ..errors import TrainingError
 from .callbacks import CallbackList
 
@@ -69,8 +70,12 @@ def monitored(task: str, metric: str) -> tuple[str, str]:
     return metric, mode
 
 
-def to_device(batch: dict, device: torch.device) -> dict:
-    return {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
+def step_counts(n: int, t) -> tuple[int, int, int]:
+    """(batches per epoch, optimizer steps per epoch, total optimizer steps) of `fit()` over `n` rows
+    with the train config `t`: the one place these numbers come from (the loop, the scheduler, lr-plot)."""
+    batches = -(-n // t.batch_size)
+    per_epoch = -(-batches // t.grad_accum)
+    return batches, per_epoch, t.max_steps or per_epoch * t.epochs
 
 
 def fit(model: torch.nn.Module, train_set, collate: Callable, optimizer, scheduler, cfg, *,
@@ -91,9 +96,7 @@ def fit(model: torch.nn.Module, train_set, collate: Callable, optimizer, schedul
     params = [p for g in optimizer.param_groups for p in g["params"]]
 
     n = len(train_set)
-    state.batches_per_epoch = math.ceil(n / t.batch_size)
-    steps_per_epoch = math.ceil(state.batches_per_epoch / t.grad_accum)
-    state.total_steps = t.max_steps or steps_per_epoch * t.epochs
+    state.batches_per_epoch, steps_per_epoch, state.total_steps = step_counts(n, t)
     epochs = math.ceil(state.total_steps / steps_per_epoch)
 
     def run_evaluation() -> None:
