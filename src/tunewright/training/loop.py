@@ -36,13 +36,19 @@ class TrainState:
     train_seconds: float = 0.0
     should_stop: bool = False
     stop_reason: str | None = None
+    # Of the micro-batch being trained, set before its forward pass (not saved: recomputed each time).
+    # Callbacks read these instead of re-deriving them, so none depends on another's order.
+    accum_boundary: bool = False  # its backward completes the gradients: an optimizer step follows
+    log_step: bool = False        # ... and that step is one `on_log` fires on (every log_every_steps, and the last)
+
+    TRANSIENT = ("accum_boundary", "log_step")
 
     @property
     def epoch_float(self) -> float:
         return self.epoch + self.batch_in_epoch / max(self.batches_per_epoch, 1)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k not in self.TRANSIENT}
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainState":
@@ -122,6 +128,9 @@ def fit(model: torch.nn.Module, train_set, collate: Callable, optimizer, schedul
                               lengths=lengths if cfg.data.bucket else None, weights=sample_weights)
         for i in range(state.batch_in_epoch, len(order)):
             batch = to_device(collate([train_set[j] for j in order[i]]), device)
+            state.accum_boundary = (i + 1) % t.grad_accum == 0 or i + 1 == len(order)
+            state.log_step = state.accum_boundary and ((state.step + 1) % t.log_every_steps == 0
+                                                       or state.step + 1 == state.total_steps)
             cbs.fire("on_batch_start", ctx, batch=batch)
             with precision.autocast():
                 logits = model(batch)
@@ -135,8 +144,7 @@ def fit(model: torch.nn.Module, train_set, collate: Callable, optimizer, schedul
             # Kept on the device: a float() here would wait for the GPU on every micro-batch.
             window_loss, window_n = window_loss + loss.detach().float(), window_n + 1
 
-            boundary = (i + 1) % t.grad_accum == 0 or i + 1 == len(order)
-            if not boundary:
+            if not state.accum_boundary:
                 continue
             if scaler:
                 scaler.unscale_(optimizer)
@@ -171,7 +179,7 @@ def fit(model: torch.nn.Module, train_set, collate: Callable, optimizer, schedul
             state.step += 1
             state.train_seconds = time.perf_counter() - t_start
 
-            if state.step % t.log_every_steps == 0 or state.step == state.total_steps:
+            if state.log_step:
                 lrs = {f"lr/{g.get('name', k)}": g["lr"] for k, g in enumerate(optimizer.param_groups)}
                 row = {"step": state.step, "epoch": round(state.epoch_float, 4), "split": "train",
                        "loss": float(window_loss) / max(window_n, 1), "lr": optimizer.param_groups[0]["lr"],
