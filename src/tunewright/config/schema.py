@@ -140,6 +140,12 @@ class TrainConfig:
     progress: str = opt("auto", "auto: a rich bar on a TTY, plain lines otherwise.", ("auto", "rich", "plain", "none"))
 
 
+def eval_batch_size(train: TrainConfig) -> int:
+    """The evaluation batch size: `train.eval_batch_size`, else twice `train.batch_size` (no gradients
+    are kept, so twice the rows fit). The one place this default lives."""
+    return train.eval_batch_size or 2 * train.batch_size
+
+
 @dataclass
 class CheckpointConfig:
     every_steps: Optional[int] = opt(None, "Write a resumable checkpoint every N optimizer steps "

@@ -25,8 +25,12 @@ from torch import nn
 
 from ..assets.datasets import FASHION_MNIST_CLASSES, get_dataset
 from ..peft.task_adapters import add_task_adapters, is_task_adapter_param, set_task, train_only_task
-from ..training.drive import (Examples, accuracy, build_encoder, cross_entropy, fit_examples, image_tensors,
-                              stack_collate, stratified_subset, text_task)
+from ..data.examples import Examples, image_tensors, stack_collate
+from ..data.splits import stratified_subset
+from ..evaluate.predict import accuracy
+from ..models.encoder_head import build_encoder
+from ..models.frozen_text import text_task
+from ..training.fit_examples import cross_entropy, fit_examples
 from .callbacks import EWC, LwF, Replay
 from .core import Reservoir, average_accuracy, backward_transfer, diagonal_fisher, forward_transfer
 

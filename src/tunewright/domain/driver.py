@@ -11,8 +11,10 @@ import torch
 from torch import nn
 
 from ..assets.datasets import get_dataset
-from ..training.drive import (EncoderHead, Examples, accuracy, batches_forever, build_encoder, fit_examples,
-                              image_tensors)
+from ..data.examples import Examples, batches_forever, image_tensors
+from ..evaluate.predict import accuracy
+from ..models.encoder_head import EncoderHead, build_encoder
+from ..training.fit_examples import fit_examples
 from .callbacks import DomainAlignment
 from .core import domain_shift
 

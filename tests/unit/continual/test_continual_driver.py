@@ -3,7 +3,7 @@ from torch import nn
 
 from tunewright.config.load import config_from_dict
 from tunewright.continual.driver import ContinualModel, run_sequence
-from tunewright.training.drive import Examples
+from tunewright.data.examples import Examples
 
 
 def _tasks():

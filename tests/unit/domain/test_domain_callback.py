@@ -3,7 +3,9 @@ from torch import nn
 
 from tunewright.config.load import config_from_dict
 from tunewright.domain.callbacks import DomainAlignment
-from tunewright.training.drive import EncoderHead, Examples, batches_forever, fit_examples
+from tunewright.data.examples import Examples, batches_forever
+from tunewright.models.encoder_head import EncoderHead
+from tunewright.training.fit_examples import fit_examples
 
 
 def _data(shift):
