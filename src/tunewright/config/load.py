@@ -174,10 +174,14 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"tracking: {name!r} is not a tracker; choose from {', '.join(TRACKERS)}."
                               + _suggest(name, TRACKERS))
     # Strategy, schedule and augmentation options: the modules that use them hold their rules.
+    from ..continual.methods import check_continual
     from ..data.augment import check_augmentation
+    from ..domain.methods import check_domain
     from ..strategies.options import check_options
     check_options(cfg)
     check_augmentation(cfg)
+    check_continual(cfg)       # continual.method and domain.method: the registries built from the methods
+    check_domain(cfg)
 
 
 def describe_schema(cls=Config, prefix: str = "") -> list[tuple[str, str, str]]:
