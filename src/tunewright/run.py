@@ -303,18 +303,27 @@ def train(config, overrides: list[str] | None = None, *, resume: bool = False, o
 
 
 
-def load_run(run_dir) -> tuple[Config, torch.nn.Module, object, dict]:
-    """A finished run's (config, best model in eval mode, preprocessor, model meta incl. label_names),
-    rebuilt from `model/` alone (no pretrained download), except for PEFT runs, which save only the
-    adapter and the head: their backbone comes from its pretrained source (packaged, cache or hub)."""
+def run_config(run_dir) -> tuple[Config, dict]:
+    """A finished run's config and its saved model's description (label_names, ...), read from
+    `config.yaml` and the model folder's JSON without loading the model."""
     from .errors import ModelLoadError
-    from .models import load_run_model
-    from .peft import apply_method, load_run_adapter
+    from .models.save import read_meta
 
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise ModelLoadError(f"{run_dir} is not a tunewright run folder (no config.yaml).")
-    cfg = load_config(run_dir / "config.yaml")
+    return load_config(run_dir / "config.yaml"), read_meta(run_dir / "model")
+
+
+def load_run(run_dir) -> tuple[Config, torch.nn.Module, object, dict]:
+    """A finished run's (config, best model in eval mode, preprocessor, model meta incl. label_names),
+    rebuilt from `model/` alone (no pretrained download), except for PEFT runs, which save only the
+    adapter and the head: their backbone comes from its pretrained source (packaged, cache or hub)."""
+    from .models import load_run_model
+    from .peft import apply_method, load_run_adapter
+
+    run_dir = Path(run_dir)
+    cfg, _ = run_config(run_dir)
     model, preprocessor, meta = load_run_model(run_dir / "model", before_load=lambda m, meta: apply_method(m, cfg),
                                                adapter_loader=load_run_adapter)
     return cfg, model, preprocessor, meta
@@ -324,12 +333,14 @@ def evaluate_run(run_dir, data: str | None = None, split: str = "test") -> dict:
     """Metrics of a finished run's best model on its own `split`, or on another file/packaged set."""
     from .data import build_data, read_data, read_split
 
+    cfg, meta = run_config(run_dir)
+    label_names = meta.get("label_names")
+    # Read and validate the data first: bad data fails before any model loads, as in `train`.
+    raw = read_split(data, cfg, label_names, split) if data else read_data(cfg)
     cfg, model, preprocessor, meta = load_run(run_dir)
     device = resolve_device(cfg.train.device)
     precision = resolve_precision(cfg.train.precision, device, cfg.train.cudnn_attention)
     model.to(device)
-    label_names = meta.get("label_names")
-    raw = read_split(data, cfg, label_names, split) if data else read_data(cfg)
     bundle = build_data(raw, preprocessor, cfg)
     ds = getattr(bundle, split)
     eval_bs = eval_batch_size(cfg.train)
