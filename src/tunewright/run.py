@@ -25,6 +25,7 @@ import torch
 
 from .config import Config, dump_yaml, load_config, to_dict
 from .config.load import config_from_dict
+from .config.schema import uses_method
 from .errors import TunewrightError
 from .evaluate import evaluate_dataset
 from .huge_pages import status as huge_pages_status
@@ -172,7 +173,8 @@ def train(config, overrides: list[str] | None = None, *, resume: bool = False, o
     from .data.augment import batch_augmentations
     from .models import save_run_model
     from .peft import apply_method, checkpoint_state, restore_saved, save_options
-    from .strategies import FitData, plan_strategy
+    from .strategies import plan_strategy
+    from .training.plan import FitData
     from .training.checkpoint import latest_valid, load_checkpoint
 
     cfg = as_config(config, overrides, **kwargs)
@@ -203,7 +205,7 @@ def train(config, overrides: list[str] | None = None, *, resume: bool = False, o
             data = p.prepare(data, cfg, device)
     prepare_seconds = time.perf_counter() - t_prepare  # head warm start + feature cache: training time too
     notes = list(bundle.notes) + [n for p in plans for n in p.notes]
-    if cfg.method != "none" and cfg.model.attention_dropout == "auto" and hasattr(model.backbone, "config"):
+    if uses_method(cfg) and cfg.model.attention_dropout == "auto" and hasattr(model.backbone, "config"):
         notes.append(f"model.attention_dropout auto: attention dropout is off while {cfg.method} trains (the fused "
                      f"attention kernel runs); set model.attention_dropout to a number to keep it")
     huge_pages = huge_pages_status()

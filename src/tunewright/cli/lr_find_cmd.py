@@ -39,7 +39,7 @@ def run(args) -> int:
     from ..config import load_config
     from ..optim.lr_find import lr_find, plot_lr_find
     from ..run import assemble
-    from ..strategies import FitData
+    from ..training.plan import FitData
     from ..training.losses import loss_for
     from .show import print_table
 
