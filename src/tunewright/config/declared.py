@@ -6,9 +6,12 @@ must not import them (layer order: cli > run > {peft, strategies} > training > {
 config > errors). So the direction is reversed: when `tunewright.peft` / `tunewright.strategies`
 are imported they hand their registry (the dict itself, so later additions count) to `declare()`,
 and the schema field says which registry it takes its values from (`opt(..., declared="method")`).
-`tunewright.run` imports both before it loads a config, so `tunewright train` with `method: lroa`
-fails at config load, before any data is read. A Config built in a process that never imported
-them is checked again by `apply_method` / `plan_strategy` with the same message (`check`).
+`run.train` imports both before it loads its config (and `tunewright.run` imports strategies at
+module level), so `tunewright train` with `method: lroa` fails at config load, before any data is
+read. A Config loaded in a process that had not imported them yet is checked again by
+`apply_method` / `plan_strategy`, with the same message (`check`). The other designs were worse:
+moving the options dataclasses and names into config would keep a second hand list there, and a
+check at the CLI alone would miss configs built in Python.
 
 Besides the names, a registry's values may carry traits that a layer below peft/strategies needs
 to ask about (`trait`): e.g. peft asks whether a strategy trains everything when it is given no
