@@ -41,6 +41,7 @@ def variant_of(entry) -> Variant:
     """`"lora"` -> method lora; `"feature_extraction"` -> that strategy; a mapping -> its overrides."""
     from .peft import METHODS
     from .strategies import STRATEGIES
+    peft_methods = [m for m, spec in METHODS.items() if spec.freezes_base]     # not `none`
 
     if isinstance(entry, dict):
         entry = dict(entry)
@@ -53,10 +54,10 @@ def variant_of(entry) -> Variant:
     name = str(entry).strip()
     if name in STRATEGIES:
         return Variant(name, {"strategy": name, "method": "none"})
-    if name in METHODS and name != "none":
+    if name in peft_methods:
         return Variant(name, {"strategy": "full", "method": name})
     raise ConfigError(f"compare: {name!r} is neither a strategy ({', '.join(STRATEGIES)}) nor a method "
-                      f"({', '.join(m for m in METHODS if m != 'none')}).")
+                      f"({', '.join(peft_methods)}).")
 
 
 def variants_for(cfg, methods: list[str] | None) -> list[Variant]:

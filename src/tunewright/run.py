@@ -25,6 +25,7 @@ import torch
 
 from .config import Config, dump_yaml, eval_batch_size, load_config, to_dict
 from .config.load import config_from_dict
+from .config.schema import uses_method
 from .errors import TunewrightError
 from .evaluate import evaluate_dataset
 from .huge_pages import status as huge_pages_status
@@ -62,8 +63,12 @@ def check_options(cfg: Config) -> Config:
     """The checks the config layer cannot make itself (config sits below the modules that hold these
     rules): strategy, schedule and L2-SP options (strategies/options.py) and augmentation (data/augment.py).
     Each error names the key, the value given and what is allowed."""
+    from . import peft, strategies  # noqa: F401  (importing them declares the allowed `method:`/`strategy:` values)
+    from .config.declared import check
     from .data.augment import check_augmentation
     from .strategies.options import check_options as check_strategy_options
+    check("method", cfg.method)       # again here: a Config loaded before peft was imported was not checked
+    check("strategy", cfg.strategy)
     check_strategy_options(cfg)
     check_augmentation(cfg)
     return cfg
@@ -171,7 +176,8 @@ def train(config, overrides: list[str] | None = None, *, resume: bool = False, o
     from .data.augment import batch_augmentations
     from .models import save_run_model
     from .peft import apply_method, checkpoint_state, restore_saved, save_options
-    from .strategies import FitData, plan_strategy
+    from .strategies import plan_strategy
+    from .training.plan import FitData
     from .training.checkpoint import latest_valid, load_checkpoint
 
     cfg = as_config(config, overrides, **kwargs)
@@ -202,7 +208,7 @@ def train(config, overrides: list[str] | None = None, *, resume: bool = False, o
             data = p.prepare(data, cfg, device)
     prepare_seconds = time.perf_counter() - t_prepare  # head warm start + feature cache: training time too
     notes = list(bundle.notes) + [n for p in plans for n in p.notes]
-    if cfg.method != "none" and cfg.model.attention_dropout == "auto" and hasattr(model.backbone, "config"):
+    if uses_method(cfg) and cfg.model.attention_dropout == "auto" and hasattr(model.backbone, "config"):
         notes.append(f"model.attention_dropout auto: attention dropout is off while {cfg.method} trains (the fused "
                      f"attention kernel runs); set model.attention_dropout to a number to keep it")
     huge_pages = huge_pages_status()

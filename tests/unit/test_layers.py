@@ -12,8 +12,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PKG = ROOT / "src" / "tunewright"
 
-# The one known pending exception: removed by the methods refactor (Plan/FitData move to training/plan.py).
-PENDING = {("peft", "strategies")}
 
 
 def layer_order() -> list[list[str]]:
@@ -72,5 +70,5 @@ def test_every_part_has_a_layer():
 def test_imports_point_down():
     rank = {p: i for i, layer in enumerate(layer_order()) for p in layer}   # 0 is the top
     bad = [f"{where}: {a} -> {b}" + (" (same layer)" if rank[a] == rank[b] else " (upward)")
-           for a, b, where in imports() if rank[a] >= rank[b] and (a, b) not in PENDING]
+           for a, b, where in imports() if rank[a] >= rank[b]]
     assert not bad, "imports against the layer order (docs/architecture.md):\n" + "\n".join(bad)

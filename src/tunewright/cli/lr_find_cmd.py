@@ -38,7 +38,7 @@ def batch_stream(data, cfg, device):
 def run(args) -> int:
     from ..optim.lr_find import lr_find, plot_lr_find
     from ..run import as_config, assemble
-    from ..strategies import FitData
+    from ..training.plan import FitData
     from ..training.losses import loss_for
     from .show import print_table
 

@@ -22,11 +22,14 @@ LAYER_LR = ("none", "ulmfit", "decay")
 TRACKERS = ("jsonl", "tensorboard", "mlflow", "wandb")  # neptune: its client downgrades python-dateutil 4 -> 2.9
 
 
-def opt(default: Any, help: str, choices: tuple | None = None, **kw) -> Any:
-    """A dataclass field with help text (and the allowed values, when they are a closed set)."""
+def opt(default: Any, help: str, choices: tuple | None = None, declared: str | None = None, **kw) -> Any:
+    """A dataclass field with help text (and the allowed values, when they are a closed set; or, with
+    ``declared``, the name of the registry that higher layers declare them in: see declared.py)."""
     meta = {"help": help}
     if choices is not None:
         meta["choices"] = choices
+    if declared is not None:
+        meta["declared"] = declared
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=meta, **kw)
     return field(default=default, metadata=meta, **kw)
@@ -200,6 +203,15 @@ class StrategyOptions:
 
 ADAPTER_KINDS = ("houlsby", "pfeiffer")
 ACTIVATIONS = ("relu", "gelu", "swish", "tanh")
+
+
+NO_METHOD = "none"   # `method: none`: no PEFT method, the strategy alone decides what trains
+
+
+def uses_method(cfg) -> bool:
+    """Whether a PEFT method runs: it keeps the pretrained weights frozen, trains its own few parameters
+    (and the head), and saves them as an adapter. Layers below peft (models, strategies) ask this."""
+    return cfg.method not in (None, NO_METHOD)
 
 
 @dataclass
@@ -384,11 +396,12 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig, metadata={"help": "The pretrained model."})
     data: DataConfig = field(default_factory=DataConfig, metadata={"help": "Where the data comes from."})
     strategy: str = opt("full", "Which existing parameters train: full, feature_extraction, partial, "
-                        "gradual_unfreezing (progressive_unfreezing), lp_ft (see docs/strategies.md).")
+                        "gradual_unfreezing (progressive_unfreezing), lp_ft (see docs/strategies.md).",
+                        declared="strategy")
     strategy_options: StrategyOptions = field(default_factory=StrategyOptions,
                                               metadata={"help": "Options of the strategies (docs/strategies.md)."})
     method: str = opt("none", "Parameter-efficient method that adds parameters: none, lora, adalora, prompt_tuning, "
-                      "prefix_tuning, adapter, bitfit or ia3 (see docs/peft.md).")
+                      "prefix_tuning, adapter, bitfit or ia3 (see docs/peft.md).", declared="method")
     train: TrainConfig = field(default_factory=TrainConfig, metadata={"help": "Optimisation and evaluation."})
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig, metadata={"help": "Resumable checkpoints."})
     tracking: list = opt([], "Extra trackers besides metrics.jsonl (always written).", TRACKERS)

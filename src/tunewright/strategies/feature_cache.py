@@ -298,7 +298,7 @@ def _verify(model: nn.Module, cached_model: nn.Module, live_batch: dict, cached_
 
 def cache_fit_data(data, model: nn.Module, cfg, device: torch.device, notes: list[str]):
     """`FitData` over cached features or a cached prefix, or `data` unchanged (with a note saying why)."""
-    from . import FitData
+    from ..training.plan import FitData
 
     what = frozen_prefix(model)
     if isinstance(what, str) and what != "features":

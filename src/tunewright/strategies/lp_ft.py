@@ -30,6 +30,7 @@ import time
 import torch
 from torch import nn
 
+from ..config.schema import uses_method
 from ..training.losses import loss_for
 
 
@@ -75,12 +76,13 @@ def linear_probe(head: nn.Module, features: torch.Tensor, labels: torch.Tensor, 
 def wants_warm_start(cfg) -> bool:
     """`strategy_options.warm_start_head` as a decision: True/False as set; None (auto) means on under
     lp_ft and whenever a PEFT method trains a new classification head (see the module docstring)."""
+    from . import strategy_spec
+    always = strategy_spec(cfg.strategy).warm_start
     flag = cfg.strategy_options.warm_start_head
     if flag is not None:
-        return bool(flag) or cfg.strategy == "lp_ft"
-    peft_head = (cfg.method not in (None, "none") and cfg.peft.train_head
-                 and cfg.task in ("classification", "image_classification"))
-    return cfg.strategy == "lp_ft" or peft_head
+        return bool(flag) or always
+    peft_head = uses_method(cfg) and cfg.peft.train_head and cfg.task in ("classification", "image_classification")
+    return always or peft_head
 
 
 def warm_start_head(data, model: nn.Module, cfg, device: torch.device, notes: list[str]) -> None:
