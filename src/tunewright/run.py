@@ -142,7 +142,9 @@ def build_optimization(model: torch.nn.Module, cfg: Config, plans: list, n_train
 
 @dataclass
 class Assembly:
+    """A run put together up to the loop: what `train`, `lr-find` and `lr-plot` share."""
     model: torch.nn.Module
+    preprocessor: object
     bundle: object
     plans: list
     optimizer: torch.optim.Optimizer
@@ -152,18 +154,75 @@ class Assembly:
 
 
 def assemble(cfg: Config) -> Assembly:
-    """Data, model, plans, optimizer and scheduler as `train` builds them, without training
-    (for `tunewright lr-plot` and `lr-find`)."""
+    """Data, model, plans (strategy, then method), optimizer and scheduler, without training. Bad data or a
+    missing model fail in `prepare`, before anything is written."""
     from .peft import apply_method
     from .strategies import plan_strategy
 
     device = resolve_device(cfg.train.device)
-    _, model, _, bundle = prepare(cfg)
+    _, model, preprocessor, bundle = prepare(cfg)
     plans = [plan_strategy(model, cfg)]
-    plans.append(apply_method(model, cfg, plans[0]))
+    plans.append(apply_method(model, cfg, plans[0]))  # the method keeps what the strategy chose (docs/peft.md)
     model.to(device)
     optimizer, scheduler, total_steps = build_optimization(model, cfg, plans, len(bundle.train))
-    return Assembly(model, bundle, plans, optimizer, scheduler, total_steps, device)
+    return Assembly(model, preprocessor, bundle, plans, optimizer, scheduler, total_steps, device)
+
+
+def fit_data(asm: Assembly, cfg: Config):
+    """What `fit()` trains on: the bundle, or what a plan's `prepare` swaps in (the head warm start, a
+    feature cache); returns it and the seconds that took, which count as training time too."""
+    from .training.plan import FitData
+
+    data = FitData.of(asm.model, asm.bundle)
+    t0 = time.perf_counter()
+    for p in asm.plans:
+        if p.prepare is not None:
+            data = p.prepare(data, cfg, asm.device)
+    return data, time.perf_counter() - t0
+
+
+def start_state(asm: Assembly) -> None:
+    """Make the model train what it trains at step 0 of `fit()` (a gradual-unfreezing plan starts with the
+    head alone), for tools that step the optimizer outside `fit()` (lr-find)."""
+    for p in asm.plans:
+        if p.unfreezing is not None:
+            p.unfreezing.start()
+
+
+def claim_run_dir(cfg: Config, resume: bool, overwrite: bool) -> Path:
+    """The run folder. One with results or checkpoints is never replaced silently; one left by a run that
+    failed before training (bad data, missing model) holds nothing to lose and is reused."""
+    run_dir = Path(cfg.output_dir) / cfg.run_name
+    has_results = (run_dir / "summary.json").exists() or any((run_dir / "checkpoints").glob("step-*"))
+    if has_results and not resume and not overwrite:
+        raise TunewrightError(f"{run_dir} already exists. Use --resume to continue it, --overwrite to start "
+                              f"over, or another run_name.")
+    return run_dir
+
+
+def run_notes(asm: Assembly, cfg: Config) -> tuple[list[str], str]:
+    """What the run tells the user before it trains (printed, and kept in the summary), and the huge-pages state."""
+    notes = list(asm.bundle.notes) + [n for p in asm.plans for n in p.notes]
+    if uses_method(cfg) and cfg.model.attention_dropout == "auto" and hasattr(asm.model.backbone, "config"):
+        notes.append(f"model.attention_dropout auto: attention dropout is off while {cfg.method} trains (the fused "
+                     f"attention kernel runs); set model.attention_dropout to a number to keep it")
+    huge_pages = huge_pages_status()
+    if asm.device.type == "cpu" and huge_pages.startswith("off (torch"):
+        notes.append(f"huge pages {huge_pages}: CPU steps run slower and use more memory")
+    return notes, huge_pages
+
+
+def loss_and_sampling(cfg: Config, bundle):
+    """The loss (class-weighted under `data.imbalance: weight`) and per-example sampling weights
+    (`data.imbalance: sample`), or None."""
+    weights = None
+    if cfg.data.imbalance == "weight" and bundle.num_labels and cfg.task in ("classification", "image_classification"):
+        weights = class_weights(bundle.class_counts, bundle.num_labels)
+    sample_weights = None
+    if cfg.data.imbalance == "sample" and bundle.num_labels:
+        cw = class_weights(bundle.class_counts, bundle.num_labels).numpy()
+        sample_weights = [float(cw[int(ex["labels"])]) for ex in bundle.train]
+    return loss_for(cfg.task, cfg.train.label_smoothing, weights), sample_weights
 
 
 def train(config, overrides: list[str] | None = None, *, resume: bool = False, overwrite: bool = False,
@@ -175,57 +234,25 @@ def train(config, overrides: list[str] | None = None, *, resume: bool = False, o
     """
     from .data.augment import batch_augmentations
     from .models import save_run_model
-    from .peft import apply_method, checkpoint_state, restore_saved, save_options
-    from .strategies import plan_strategy
-    from .training.plan import FitData
+    from .peft import checkpoint_state, restore_saved, save_options
     from .training.checkpoint import latest_valid, load_checkpoint
 
     cfg = as_config(config, overrides, **kwargs)
-    run_dir = Path(cfg.output_dir) / cfg.run_name
+    run_dir = claim_run_dir(cfg, resume, overwrite)
     ckpt_dir = run_dir / "checkpoints"
-    # A folder with results or checkpoints is never replaced silently; one left by a run that failed
-    # before training (bad data, missing model) holds nothing to lose and is reused.
-    has_results = (run_dir / "summary.json").exists() or any((run_dir / "checkpoints").glob("step-*"))
-    if has_results and not resume and not overwrite:
-        raise TunewrightError(f"{run_dir} already exists. Use --resume to continue it, --overwrite to start "
-                              f"over, or another run_name.")
-
-    device = resolve_device(cfg.train.device)
+    asm = assemble(cfg)                        # bad data or a missing model fail here, before any write
+    model, bundle, plans, device = asm.model, asm.bundle, asm.plans, asm.device
+    optimizer, scheduler = asm.optimizer, asm.scheduler
     precision = resolve_precision(cfg.train.precision, device, cfg.train.cudnn_attention)
-    raw, model, preprocessor, bundle = prepare(cfg)  # bad data or a missing model fail here, before any write
     if run_dir.exists() and not resume:
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(dump_yaml(cfg))
-    plans = [plan_strategy(model, cfg)]
-    plans.append(apply_method(model, cfg, plans[0]))  # the method keeps what the strategy chose (docs/peft.md)
-    model.to(device)
-    optimizer, scheduler, total_steps = build_optimization(model, cfg, plans, len(bundle.train))
-    data = FitData.of(model, bundle)           # what fit() trains on; a plan may swap in a feature cache
-    t_prepare = time.perf_counter()
-    for p in plans:
-        if p.prepare is not None:
-            data = p.prepare(data, cfg, device)
-    prepare_seconds = time.perf_counter() - t_prepare  # head warm start + feature cache: training time too
-    notes = list(bundle.notes) + [n for p in plans for n in p.notes]
-    if uses_method(cfg) and cfg.model.attention_dropout == "auto" and hasattr(model.backbone, "config"):
-        notes.append(f"model.attention_dropout auto: attention dropout is off while {cfg.method} trains (the fused "
-                     f"attention kernel runs); set model.attention_dropout to a number to keep it")
-    huge_pages = huge_pages_status()
-    if device.type == "cpu" and huge_pages.startswith("off (torch"):
-        notes.append(f"huge pages {huge_pages}: CPU steps run slower and use more memory")
+    data, prepare_seconds = fit_data(asm, cfg)
+    notes, huge_pages = run_notes(asm, cfg)
     for note in notes:
         print(f"note: {note}", file=sys.stderr, flush=True)
-
-    weights = None
-    if cfg.data.imbalance == "weight" and bundle.num_labels and cfg.task in ("classification", "image_classification"):
-        weights = class_weights(bundle.class_counts, bundle.num_labels)
-    loss_fn = loss_for(cfg.task, cfg.train.label_smoothing, weights)
-    sample_weights = None
-    if cfg.data.imbalance == "sample" and bundle.num_labels:
-        cw = class_weights(bundle.class_counts, bundle.num_labels).numpy()
-        sample_weights = [float(cw[int(ex["labels"])]) for ex in bundle.train]
-
+    loss_fn, sample_weights = loss_and_sampling(cfg, bundle)
     eval_bs = eval_batch_size(cfg.train)
 
     def evaluate_split(split: str) -> dict:
@@ -243,7 +270,7 @@ def train(config, overrides: list[str] | None = None, *, resume: bool = False, o
     # Always the whole TaskModel, also when fit() trains a head over a feature cache.
     # PEFT runs: only the adapter and the head (tunewright.peft.save_options).
     def save_best(_trained=None) -> None:
-        save_run_model(model, run_dir / "model", to_dict(cfg), bundle.label_names, preprocessor,
+        save_run_model(model, run_dir / "model", to_dict(cfg), bundle.label_names, asm.preprocessor,
                        **save_options(model, cfg))
 
     state, resume_from, resume_step = None, None, None
@@ -306,7 +333,6 @@ def train(config, overrides: list[str] | None = None, *, resume: bool = False, o
     # summary.json; the final numbers and the saved model (PEFT runs: the adapter and head) as artifacts
     finish_logging(trackers, run_dir, summary, artifacts=[run_dir / "model"])
     return RunResult(run_dir, cfg, summary, model if keep_model else None)
-
 
 
 def run_config(run_dir) -> tuple[Config, dict]:

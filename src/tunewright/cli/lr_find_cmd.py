@@ -37,20 +37,14 @@ def batch_stream(data, cfg, device):
 
 def run(args) -> int:
     from ..optim.lr_find import lr_find, plot_lr_find
-    from ..run import as_config, assemble
-    from ..training.plan import FitData
+    from ..run import as_config, assemble, fit_data, start_state
     from ..training.losses import loss_for
     from .show import print_table
 
     cfg = as_config(args.config, args.overrides)
     asm = assemble(cfg)
-    data = FitData.of(asm.model, asm.bundle)
-    for p in asm.plans:
-        if p.prepare is not None:
-            data = p.prepare(data, cfg, asm.device)
-    for cb in (c for p in asm.plans for c in p.callbacks):
-        if hasattr(cb, "unfreeze_epochs"):
-            cb.on_fit_start(None)                 # gradual unfreezing: only the head trains at first
+    data, _ = fit_data(asm, cfg)                  # the same feature cache / warm start as train
+    start_state(asm)                              # gradual unfreezing: only the head trains at first
     result = lr_find(data.model, asm.optimizer, batch_stream(data, cfg, asm.device),
                      loss_for(cfg.task, cfg.train.label_smoothing), start=args.start, end=args.end, num=args.steps)
     out = Path(args.out) if args.out else Path(cfg.output_dir) / cfg.run_name / "lr_find.png"

@@ -35,9 +35,9 @@ def unfreeze_steps(asm, n_train: int, cfg) -> dict[str, int | None]:
     """layer group -> the step it starts training, when a callback unfreezes on a schedule."""
     from ..training.loop import step_counts
     _, per_epoch, _ = step_counts(n_train, cfg.train)
-    for cb in (c for p in asm.plans for c in p.callbacks):
-        if hasattr(cb, "unfreeze_epochs"):
-            return {g: (None if e is None else e * per_epoch) for g, e in cb.unfreeze_epochs().items()}
+    for p in asm.plans:
+        if p.unfreezing is not None:
+            return {g: (None if e is None else e * per_epoch) for g, e in p.unfreezing.unfreeze_epochs().items()}
     return {}
 
 

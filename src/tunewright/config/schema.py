@@ -202,7 +202,6 @@ class StrategyOptions:
 # --- parameter-efficient methods (docs/peft.md); each method reads only its own section -----------
 
 ADAPTER_KINDS = ("houlsby", "pfeiffer")
-ACTIVATIONS = ("relu", "gelu", "swish", "tanh")
 
 
 NO_METHOD = "none"   # `method: none`: no PEFT method, the strategy alone decides what trains
@@ -279,7 +278,7 @@ class AdapterOptions:
     kind: str = opt("houlsby", "houlsby: after attention and after the feed-forward block (Houlsby et al. 2019); "
                     "pfeiffer: after the feed-forward block only (Pfeiffer et al. 2021).", ADAPTER_KINDS)
     reduction_factor: int = opt(16, "Bottleneck width = hidden size / reduction_factor.")
-    activation: str = opt("relu", "Non-linearity inside the bottleneck.", ACTIVATIONS)
+    activation: str = opt("relu", "Non-linearity inside the bottleneck.", declared="adapter.activation")
     target_modules: list = opt(["auto"], "Modules whose output gets an adapter. auto: by architecture (attention "
                                "output and feed-forward output projections of HF transformers, each block of "
                                "EfficientNet, every linear/conv layer of other modules).")

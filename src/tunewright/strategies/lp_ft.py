@@ -30,6 +30,7 @@ import time
 import torch
 from torch import nn
 
+from ..config import eval_batch_size
 from ..config.schema import uses_method
 from ..training.losses import loss_for
 
@@ -94,7 +95,7 @@ def warm_start_head(data, model: nn.Module, cfg, device: torch.device, notes: li
                      "layer is pretrained; a factory returning logits has no tunewright head)")
         return
     t0 = time.perf_counter()
-    bs = cfg.train.eval_batch_size or 2 * cfg.train.batch_size
+    bs = eval_batch_size(cfg.train)
     feats, raw_labels = compute_features(model, data.train, data.collate, bs, device)
     labels = data.collate([{"labels": y} for y in raw_labels])["labels"]
     o = cfg.strategy_options

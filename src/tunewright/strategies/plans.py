@@ -81,7 +81,7 @@ def gradual_unfreezing(model: nn.Module, cfg) -> Plan:
                            on_plateau=o.unfreeze_on_plateau, patience=o.plateau_patience)
     when = ("on validation plateaus" if o.unfreeze_on_plateau else
             f"at epochs {o.unfreeze_at}" if o.unfreeze_at else f"every {o.unfreeze_every} epoch(s)")
-    return Plan(callbacks=[cb], group_of=index,
+    return Plan(callbacks=[cb], unfreezing=cb, group_of=index,
                 notes=[f"{cfg.strategy}: starts with {index.head!r} only, then unfreezes one group {when}, "
                        f"top down: {', '.join(reversed(index.order[:-1]))}"])
 

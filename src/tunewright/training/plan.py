@@ -9,7 +9,7 @@ the other: what one must tell the other travels in the Plan (e.g. `chose_paramet
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Protocol
 
 import torch
 
@@ -35,6 +35,17 @@ class FitData:
                    {s: (model, bundle.split(s), bundle.collate) for s in ("val", "test")})
 
 
+class Unfreezing(Protocol):
+    """A schedule that changes what trains during the run (strategies/unfreezing.py). Declared on the
+    Plan so that tools which never run `fit()` (lr-find, lr-plot) can ask it instead of probing callbacks."""
+
+    def start(self) -> None:
+        """Make the model train what it trains at step 0."""
+
+    def unfreeze_epochs(self) -> dict[str, Optional[int]]:
+        """layer group -> the epoch it starts training (None: decided on a plateau, or never)."""
+
+
 @dataclass
 class Plan:
     """What a strategy or method decided: LR multiplier per parameter name, and callbacks to add.
@@ -55,3 +66,4 @@ class Plan:
     prepare: Optional[Callable[[FitData, Any, torch.device], FitData]] = None
     bn_recalibrate_batches: int = 0   # > 0: before every evaluation, BatchNorm statistics from this many batches
     chose_parameters: bool = False
+    unfreezing: Optional[Unfreezing] = None       # also among `callbacks`, where fit() drives it
