@@ -26,6 +26,7 @@ import torch
 from .config import dump_yaml, to_dict
 from .config.load import config_from_dict
 from .errors import ConfigError, TunewrightError
+from .path_names import check_name
 
 SUMMARY_KEYS = ("trainable_params", "trainable_share", "train_seconds", "peak_rss_mb")
 MEASURED_KEYS = ("latency_ms_b1", "throughput_b32", "size_mb")
@@ -65,7 +66,7 @@ def variants_for(cfg, methods: list[str] | None) -> list[Variant]:
     if not entries:
         raise ConfigError("compare: no variants; pass --methods full,lora,... or add a `compare:` list to the config.")
     out = [variant_of(e) for e in entries]
-    names = [v.name for v in out]
+    names = [check_name(v.name, "compare: variant name") for v in out]   # each becomes <compare_dir>/<name>/
     if len(set(names)) != len(names):
         raise ConfigError(f"compare: variant names repeat: {names}.")
     return out

@@ -15,6 +15,7 @@ from typing import Any, Union
 import yaml
 
 from ..errors import ConfigError
+from ..path_names import check_name
 from . import declared
 from .schema import TRACKERS, Config
 
@@ -153,6 +154,8 @@ def dump_yaml(cfg) -> str:
 
 def validate(cfg: Config) -> None:
     """Cross-field checks that a single field's type cannot express."""
+    check_name(cfg.run_name, "run_name")                      # <output_dir>/<run_name>/ stays inside output_dir
+    check_name(cfg.peft.adapter_name, "peft.adapter_name")    # peft writes a named adapter to a folder of that name
     t = cfg.train
     for key, value, lo in [("train.batch_size", t.batch_size, 1), ("train.grad_accum", t.grad_accum, 1),
                            ("train.epochs", t.epochs, 1), ("checkpoint.keep_last", cfg.checkpoint.keep_last, 1),
