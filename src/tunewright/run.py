@@ -30,6 +30,7 @@ from .errors import TunewrightError
 from .evaluate import evaluate_dataset
 from .huge_pages import status as huge_pages_status
 from .optim import build_optimizer, build_scheduler, param_groups, schedule_options
+from .run_lock import RunLock
 from .tracking.run_log import finish as finish_logging
 from .tracking.run_log import logging_callbacks
 from .training.callbacks import BestModelSaver, CallbackList, Checkpointer, EarlyStopping, MallocTrim
@@ -232,12 +233,17 @@ def train(config, overrides: list[str] | None = None, *, resume: bool = False, o
     `config` is a Config, a dict, or a YAML path; `overrides` are `key.sub=value` strings; extra
     `callbacks` (plain objects with `on_*` methods, see training/events.py) join the run's own.
     """
+    cfg = as_config(config, overrides, **kwargs)
+    with RunLock(Path(cfg.output_dir) / cfg.run_name):  # a second run into this folder is refused, naming us
+        return _train(cfg, resume, overwrite, keep_model, callbacks)
+
+
+def _train(cfg: Config, resume: bool, overwrite: bool, keep_model: bool, callbacks: list | None) -> RunResult:
     from .data.augment import batch_augmentations
     from .models import save_run_model
     from .peft import checkpoint_state, restore_saved, save_options
     from .training.checkpoint import latest_valid, load_checkpoint
 
-    cfg = as_config(config, overrides, **kwargs)
     run_dir = claim_run_dir(cfg, resume, overwrite)
     ckpt_dir = run_dir / "checkpoints"
     asm = assemble(cfg)                        # bad data or a missing model fail here, before any write
