@@ -39,6 +39,7 @@ every file, so with keep_last=2 a save hashes at most one older checkpoint, once
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -152,8 +153,13 @@ def save_checkpoint(root, step: int, *, model: nn.Module, optimizer: torch.optim
         else:
             os.rename(tmp, final)
         _fsync_dir(root)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            kept = [c.name for c in list_checkpoints(root)]
+            raise CheckpointError(f"no space left on the device while writing {where} ({e.strerror}). Nothing of "
+                                  f"it was kept; the earlier checkpoints are untouched ({', '.join(kept) or 'none'}). "
+                                  f"Free space, then continue with --resume.") from e
         raise
     _verified[str(final)] = _fingerprint(final)  # hashed above from the bytes on disk
     prune_checkpoints(root, keep_last)
