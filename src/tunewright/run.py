@@ -26,6 +26,7 @@ import torch
 from .config import Config, dump_yaml, eval_batch_size, load_config, to_dict
 from .config.load import config_from_dict
 from .config.schema import uses_method
+from .config.secrets import secret_keys
 from .errors import TunewrightError
 from .evaluate import evaluate_dataset
 from .huge_pages import status as huge_pages_status
@@ -204,6 +205,10 @@ def claim_run_dir(cfg: Config, resume: bool, overwrite: bool) -> Path:
 def run_notes(asm: Assembly, cfg: Config) -> tuple[list[str], str]:
     """What the run tells the user before it trains (printed, and kept in the summary), and the huge-pages state."""
     notes = list(asm.bundle.notes) + [n for p in asm.plans for n in p.notes]
+    hidden = secret_keys(to_dict(cfg))
+    if hidden:
+        notes.append(f"{', '.join(hidden)} look(s) like a secret: written as <redacted> in config.yaml, the model's "
+                     f"JSON and the trackers. Give it as \"${{env:NAME}}\" so that the saved run can rebuild itself")
     if uses_method(cfg) and cfg.model.attention_dropout == "auto" and hasattr(asm.model.backbone, "config"):
         notes.append(f"model.attention_dropout auto: attention dropout is off while {cfg.method} trains (the fused "
                      f"attention kernel runs); set model.attention_dropout to a number to keep it")

@@ -18,6 +18,7 @@ from ..errors import ConfigError
 from ..path_names import check_name
 from . import declared
 from .schema import TRACKERS, Config
+from .secrets import redact
 
 
 def _field_types(cls) -> dict[str, Any]:
@@ -149,7 +150,8 @@ def to_dict(cfg) -> dict:
 
 
 def dump_yaml(cfg) -> str:
-    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+    """The config as YAML, with literal secrets redacted (config/secrets.py): what every run folder keeps."""
+    return yaml.safe_dump(redact(to_dict(cfg)), sort_keys=False)
 
 
 def validate(cfg: Config) -> None:

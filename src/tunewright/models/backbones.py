@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from tunewright.errors import ModelLoadError
+from tunewright.config.secrets import resolve_env
 
 FACTORY_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")  # package.module:function
 
@@ -101,7 +102,7 @@ def _feature_dim(module: nn.Module, target: str) -> int:
 def build_factory(source: dict) -> tuple[nn.Module, Optional[int]]:
     """Call the user's factory with ``source["kwargs"]``; runs the user's code (also on reload)."""
     fn = import_factory(source["target"])
-    module = fn(**source.get("kwargs", {}))
+    module = fn(**resolve_env(source.get("kwargs", {}), "model.factory_kwargs"))   # ${env:NAME} read only here
     if not isinstance(module, nn.Module):
         raise ModelLoadError(f"{source['target']} returned {type(module).__name__}, not a torch.nn.Module.")
     dim = None if source.get("outputs") == "logits" else _feature_dim(module, source["target"])

@@ -7,6 +7,7 @@ from typing import Optional
 import torch
 
 from .backbones import import_factory
+from ..config.secrets import resolve_env
 
 
 class EncoderHead(torch.nn.Module):
@@ -28,7 +29,7 @@ def build_encoder(cfg, in_features: Optional[int] = None) -> torch.nn.Module:
     """The drivers' encoder: a `package.module:function` factory from `model.name` (default
     `tunewright.zoo:small_cnn`), called with `model.factory_kwargs` (and `in_features` when given)."""
     name = cfg.model.name if ":" in cfg.model.name else "tunewright.zoo:small_cnn"
-    kwargs = dict(cfg.model.factory_kwargs)
+    kwargs = resolve_env(dict(cfg.model.factory_kwargs), "model.factory_kwargs")   # ${env:NAME} read only here
     if in_features is not None:
         kwargs.setdefault("in_features", in_features)
     return import_factory(name)(**kwargs)

@@ -33,6 +33,7 @@ from tunewright.errors import CheckpointError, ModelLoadError
 from tunewright.filemode import umask_mode
 from tunewright.models.image_spec import ImageSpec
 from tunewright.models.task_model import TaskModel
+from tunewright.config.secrets import redact
 
 WEIGHTS = "model.safetensors"
 META = "tunewright_model.json"
@@ -90,16 +91,22 @@ def save_run_model(model: TaskModel, out_dir, cfg_dict: Optional[dict], label_na
         "label_names": list(label_names) if label_names is not None else None,
         "modality": model.modality, "pooling": model.pooling, "hidden_size": model.hidden_size,
         "head_dropout": _head_dropout(model),
-        "source": model.source,           # backbone recipe incl. the HF config dict
+        "source": _without_secrets(model.source),   # backbone recipe incl. the HF config dict
         "image_spec": spec.to_dict() if spec else None,
         "tokenizer": tokenizer,
         "weights": "full" if full else "adapter",
         "weights_bytes": (out / WEIGHTS).stat().st_size if full else None,
         "adapter": adapter_meta,
-        "config": cfg_dict,
+        "config": redact(cfg_dict),
     }
     _atomic(out / META, lambda tmp: Path(tmp).write_text(json.dumps(_jsonable(meta), indent=2)))
     return out
+
+
+def _without_secrets(source: dict) -> dict:
+    """The source recipe with a factory's literal secrets redacted (config/secrets.py); an HF config's own
+    keys (`tokenizer_class`, `pad_token`) are not secrets and stay as they are."""
+    return {**source, "kwargs": redact(source["kwargs"])} if "kwargs" in source else source
 
 
 def _head_dropout(model: TaskModel) -> float:

@@ -15,6 +15,8 @@ import re
 import time
 from pathlib import Path
 
+from ..config.secrets import REDACTED, redact
+
 EXPERIMENT = "tunewright"
 PARENT_ENV = "TUNEWRIGHT_MLFLOW_PARENT_RUN_ID"
 
@@ -51,7 +53,8 @@ class MlflowTracker:
         if parent:
             tags["mlflow.parentRunId"] = parent
         self.run_id = self.client.create_run(exp_id, run_name=Path(run_dir).name, tags=tags).info.run_id
-        (Path(run_dir) / "mlflow.json").write_text(json.dumps({"tracking_uri": self.uri, "run_id": self.run_id}))
+        # A URI with credentials (https://user:password@host) is written without them (config/secrets.py).
+        (Path(run_dir) / "mlflow.json").write_text(json.dumps(redact({"tracking_uri": self.uri, "run_id": self.run_id})))
 
     def log_params(self, params: dict) -> None:
         from mlflow.entities import Param
@@ -116,4 +119,7 @@ def log_report(run_dir: Path, report: Path) -> None:
     if info.exists():
         from mlflow import MlflowClient
         meta = json.loads(info.read_text())
-        MlflowClient(tracking_uri=meta["tracking_uri"]).log_artifact(meta["run_id"], str(report))
+        uri = meta["tracking_uri"]
+        if REDACTED in uri:            # saved without its credentials: they come from the environment again
+            uri = os.environ.get("MLFLOW_TRACKING_URI", uri)
+        MlflowClient(tracking_uri=uri).log_artifact(meta["run_id"], str(report))

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from ..config import to_dict
+from ..config.secrets import redact
 from .base import build_trackers, flatten
 
 
@@ -23,7 +24,7 @@ def logging_callbacks(cfg, run_dir: Path, resume_step: int | None = None) -> tup
 
     trackers = build_trackers(cfg.tracking, run_dir, resume_step)
     for t in trackers:
-        t.log_params(flatten(to_dict(cfg)))
+        t.log_params(flatten(redact(to_dict(cfg))))   # literal secrets never reach a tracker
     return trackers, [GradNormLogger(), TrackerLogger(trackers), Progress(cfg.train.progress)]
 
 
