@@ -335,7 +335,7 @@ class ContinualOptions:
     method: str = opt("naive", "naive fine-tuning; ewc / online_ewc (Kirkpatrick et al. 2017; Schwarz et al. "
                       "2018); replay (reservoir buffer); lwf (Li & Hoiem 2016); adapters (one bottleneck adapter per "
                       "task inside the backbone; the backbone is frozen after the first task, so earlier tasks "
-                      "cannot be forgotten).")
+                      "cannot be forgotten).", declared="continual.method")
     benchmark: str = opt("split-fashion-mnist", "split-fashion-mnist (5 tasks of 2 classes) or text (the "
                          "text_tasks sequence on frozen MiniLM features).", ("split-fashion-mnist", "text"))
     text_tasks: list = opt(["reuters-r8", "20newsgroups", "drug-reviews"], "benchmark text: datasets in order.")
@@ -378,7 +378,7 @@ class MetaOptions:
 @dataclass
 class DomainOptions:
     method: str = opt("dann", "source_only, dann (Ganin et al. 2016), coral (Sun & Saenko 2016) or mmd "
-                      "(Long et al. 2015).")
+                      "(Long et al. 2015).", declared="domain.method")
     source: str = opt("digits", "Labeled source: a packaged image dataset.")
     target: str = opt("mnist", "Target: a packaged image dataset; its labels are used only to score.")
     eval_fraction: float = opt(0.5, "Share of the target held out (labels only for scoring); the rest is the "

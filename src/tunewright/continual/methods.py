@@ -17,14 +17,13 @@ whose pure functions these objects wrap.
 from __future__ import annotations
 
 import copy
-import difflib
 from typing import Callable, Optional, Protocol
 
 import torch
 
-from ..errors import ConfigError
-from ..peft.task_adapters import is_task_adapter_param, train_only_task
+from ..config import declared
 from ..data.examples import stack_collate
+from ..peft.task_adapters import is_task_adapter_param, train_only_task
 from ..training.fit_examples import cross_entropy
 from .core import Reservoir, diagonal_fisher, ewc_penalty, lwf_loss, online_fisher
 
@@ -201,12 +200,12 @@ def freeze_for_task(model, t: int) -> list[str]:
 METHODS: dict[str, type] = {m.name: m for m in (Naive, EWC, OnlineEWC, Replay, LwF, TaskAdapters)}
 
 
+declared.declare("continual.method", METHODS)   # config checks `continual.method:` against these names when it loads
+
+
 def method_class(name: str) -> type:
     """The class declared under `name`; a ConfigError names the key, the value and the choices."""
-    if name not in METHODS:
-        close = difflib.get_close_matches(name, list(METHODS), n=1)
-        raise ConfigError(f"continual.method: {name!r} is not known; choose one of {', '.join(METHODS)}."
-                          + (f" Did you mean {close[0]!r}?" if close else ""))
+    declared.check("continual.method", name)
     return METHODS[name]
 
 

@@ -9,7 +9,6 @@ The losses are the pure functions of `core.py`.
 """
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import Optional, Protocol
 
@@ -17,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
+from ..config import declared
 from .core import coral_loss, dann_lambda, grad_reverse, mmd
 
 
@@ -104,12 +103,12 @@ class DANN:
 METHODS: dict[str, type] = {m.name: m for m in (SourceOnly, DANN, CORAL, MMD)}
 
 
+declared.declare("domain.method", METHODS)   # config checks `domain.method:` against these names when it loads
+
+
 def method_class(name: str) -> type:
     """The class declared under `name`; a ConfigError names the key, the value and the choices."""
-    if name not in METHODS:
-        close = difflib.get_close_matches(name, list(METHODS), n=1)
-        raise ConfigError(f"domain.method: {name!r} is not known; choose one of {', '.join(METHODS)}."
-                          + (f" Did you mean {close[0]!r}?" if close else ""))
+    declared.check("domain.method", name)
     return METHODS[name]
 
 
