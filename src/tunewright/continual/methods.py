@@ -198,8 +198,6 @@ def freeze_for_task(model, t: int) -> list[str]:
 
 
 METHODS: dict[str, type] = {m.name: m for m in (Naive, EWC, OnlineEWC, Replay, LwF, TaskAdapters)}
-
-
 declared.declare("continual.method", METHODS)   # config checks `continual.method:` against these names when it loads
 
 

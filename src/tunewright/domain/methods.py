@@ -101,8 +101,6 @@ class DANN:
 
 
 METHODS: dict[str, type] = {m.name: m for m in (SourceOnly, DANN, CORAL, MMD)}
-
-
 declared.declare("domain.method", METHODS)   # config checks `domain.method:` against these names when it loads
 
 
