@@ -140,12 +140,14 @@ def local_fit(rt: Runtime, rows: np.ndarray, seed: int, proximal_mu: float = 0.0
     Returns (optimizer steps, mean loss)."""
     from ..run import build_optimization
     from ..training.loop import fit
+    from ..training.rng import seed_everything
 
     f, t = rt.cfg.federated, rt.cfg.train
     local = dataclasses.replace(t, max_steps=f.local_steps, epochs=f.local_epochs, seed=seed, schedule="constant",
                                 warmup_ratio=0.0, eval_every_steps=None, grad_accum=1, progress="none")
     cfg = dataclasses.replace(rt.cfg, train=local, data=dataclasses.replace(rt.cfg.data, bucket=False))
     optimizer, scheduler, _ = build_optimization(rt.model, cfg, rt.plans, len(rows))
+    seed_everything(seed)    # dropout masks depend on (seed, round, client) only: a restarted server replays them
     meter = LossMeter()
     callbacks = [cb for p in rt.plans for cb in p.callbacks]     # a strategy's own (gradual unfreezing, L2-SP)
     if proximal_mu:
