@@ -462,7 +462,7 @@ def run_job(job: str, args) -> None:
     log = RESULTS / f"{job.replace(':', '-')}.log"
     print(f"[{time.strftime('%H:%M:%S')}] {job} ...", flush=True)
     # The Trainer runs as it does out of the box: torch's CPU allocator without huge pages, which
-    # `import tunewright` would otherwise turn on in this child too (tunewright/huge_pages.py).
+    # the child's huge_pages.request() would otherwise turn on for it too (tunewright/huge_pages.py).
     env = {**os.environ, **({"THP_MEM_ALLOC_ENABLE": "0"} if "hf_trainer" in job else {})}
     with open(log, "w") as f:
         code = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=REPO, env=env)
@@ -668,6 +668,8 @@ def main() -> int:
         export_assets(Path(args.export_assets))
         return 0
     if args.job:
+        from tunewright import huge_pages
+        huge_pages.request()                   # as the tunewright command does (a Trainer job's parent set 0)
         import torch
         torch.set_num_threads(THREADS)
         out = JOBS[args.job](args)

@@ -38,7 +38,7 @@ M_MMAP_THRESHOLD = -3                     # glibc mallopt parameter number
 STEPS, WARMUP = 20, 2
 
 # variant -> (what it changes, tunewright config overrides (None: the Trainer), malloc setting, environment).
-# THP_MEM_ALLOC_ENABLE is set for each child process explicitly: "1" is what `import tunewright`
+# THP_MEM_ALLOC_ENABLE is set for each child process explicitly: "1" is what the `tunewright` command
 # sets by default (tunewright/huge_pages.py), "0" is torch's own default and the Trainer's.
 ON, OFF = {"THP_MEM_ALLOC_ENABLE": "1"}, {"THP_MEM_ALLOC_ENABLE": "0"}
 VARIANTS = {

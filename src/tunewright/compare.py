@@ -97,7 +97,7 @@ def inference_speed(run_dir: Path, threads: int | None = None, **kw) -> dict:
     from .data import build_data, read_data
     from .evaluate.speed import measure_speed
     from .run import load_run
-    from .training.loop import to_device
+    from .data.collate import to_device
 
     cfg, model, preprocessor, _ = load_run(run_dir)
     bundle = build_data(read_data(cfg), preprocessor, cfg)
@@ -132,12 +132,6 @@ def write_leaderboard(rows: list[dict], path: Path) -> None:
         w = csv.DictWriter(f, fieldnames=cols)
         w.writeheader()
         w.writerows(rows)
-
-
-def read_leaderboard(path: Path) -> list[dict]:
-    with open(path) as f:
-        return [{k: (v if k == "variant" else float(v) if v != "" else None) for k, v in r.items()}
-                for r in csv.DictReader(f)]
 
 
 def leaderboard_markdown(rows: list[dict], metric: str = "accuracy") -> str:
@@ -208,6 +202,7 @@ def run_compare(config, overrides: list[str] | None = None, methods: list[str] |
         env["TUNEWRIGHT_MLFLOW_PARENT_RUN_ID"] = parent.run_id
     rows = []
     board = compare_dir / "leaderboard.csv"
+    from .report.runs import read_leaderboard
     previous = {r["variant"]: r for r in read_leaderboard(board)} if resume and board.exists() else {}
     for v in variants:
         vcfg = variant_config(base, v, compare_dir)

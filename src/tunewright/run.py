@@ -23,17 +23,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import Config, dump_yaml, load_config, to_dict
+from .config import Config, dump_yaml, eval_batch_size, load_config, to_dict
 from .config.load import config_from_dict
 from .errors import TunewrightError
 from .evaluate import evaluate_dataset
 from .huge_pages import status as huge_pages_status
 from .optim import build_optimizer, build_scheduler, param_groups, schedule_options
-from .tracking import build_trackers, flatten
-from .training.callbacks import (BestModelSaver, CallbackList, Checkpointer, EarlyStopping, MallocTrim, Progress,
-                                 TrackerLogger)
+from .tracking.run_log import finish as finish_logging
+from .tracking.run_log import logging_callbacks
+from .training.callbacks import BestModelSaver, CallbackList, Checkpointer, EarlyStopping, MallocTrim
 from .strategies.frozen_mode import recalibrate_bn
-from .training.loop import TrainState, fit, monitored
+from .training.loop import TrainState, fit, monitored, step_counts
 from .training.losses import loss_for
 from .training.precision import resolve_device, resolve_precision
 
@@ -58,14 +58,26 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
 
 
+def check_options(cfg: Config) -> Config:
+    """The checks the config layer cannot make itself (config sits below the modules that hold these
+    rules): strategy, schedule and L2-SP options (strategies/options.py) and augmentation (data/augment.py).
+    Each error names the key, the value given and what is allowed."""
+    from .data.augment import check_augmentation
+    from .strategies.options import check_options as check_strategy_options
+    check_strategy_options(cfg)
+    check_augmentation(cfg)
+    return cfg
+
+
 def as_config(config, overrides=None, **kwargs) -> Config:
+    """A YAML path, dict or Config (+ dotted overrides, + keyword sections) -> a Config checked in full."""
     if isinstance(config, Config):
         if overrides or kwargs:
-            return config_from_dict({**to_dict(config), **kwargs}, overrides)
-        return config
+            return check_options(config_from_dict({**to_dict(config), **kwargs}, overrides))
+        return check_options(config)
     if isinstance(config, dict):
-        return config_from_dict({**config, **kwargs}, overrides)
-    return load_config(config, overrides, **kwargs)
+        return check_options(config_from_dict({**config, **kwargs}, overrides))
+    return check_options(load_config(config, overrides, **kwargs))
 
 
 def count_params(model: torch.nn.Module) -> tuple[int, int]:
@@ -117,8 +129,7 @@ def build_optimization(model: torch.nn.Module, cfg: Config, plans: list, n_train
     group_of = next((p.group_of for p in plans if p.group_of is not None), None)
     groups = param_groups(model, cfg.train.lr, cfg.train.weight_decay, lr_scale, group_of)
     optimizer = build_optimizer(groups, cfg.train.optimizer, cfg.train.lr, cfg.train.momentum)
-    steps_per_epoch = -(-(-(-n_train // cfg.train.batch_size)) // cfg.train.grad_accum)
-    total_steps = cfg.train.max_steps or steps_per_epoch * cfg.train.epochs
+    _, _, total_steps = step_counts(n_train, cfg.train)   # the same count fit() runs
     scheduler = build_scheduler(optimizer, cfg.train.schedule, total_steps, cfg.train.warmup_ratio,
                                 **schedule_options(cfg.train))
     return optimizer, scheduler, total_steps
@@ -148,18 +159,6 @@ def assemble(cfg: Config) -> Assembly:
     model.to(device)
     optimizer, scheduler, total_steps = build_optimization(model, cfg, plans, len(bundle.train))
     return Assembly(model, bundle, plans, optimizer, scheduler, total_steps, device)
-
-
-def logging_callbacks(cfg: Config, run_dir: Path, resume_step: int | None = None) -> tuple[list, list]:
-    """(trackers, callbacks) that log a run: metrics.jsonl always, plus the `tracking:` trackers, which
-    have been given the config; the callbacks send `fit()`'s rows to them and show progress.
-    Shared by `train` and the drivers (multitask/, continual/, meta/, domain/); close the trackers at the end."""
-    from .training.grad_norms import GradNormLogger  # before TrackerLogger: it adds grad_norm/<group> to rows
-
-    trackers = build_trackers(cfg.tracking, run_dir, resume_step)
-    for t in trackers:
-        t.log_params(flatten(to_dict(cfg)))
-    return trackers, [GradNormLogger(), TrackerLogger(trackers), Progress(cfg.train.progress)]
 
 
 def train(config, overrides: list[str] | None = None, *, resume: bool = False, overwrite: bool = False,
@@ -221,7 +220,7 @@ def train(config, overrides: list[str] | None = None, *, resume: bool = False, o
         cw = class_weights(bundle.class_counts, bundle.num_labels).numpy()
         sample_weights = [float(cw[int(ex["labels"])]) for ex in bundle.train]
 
-    eval_bs = cfg.train.eval_batch_size or 2 * cfg.train.batch_size
+    eval_bs = eval_batch_size(cfg.train)
 
     def evaluate_split(split: str) -> dict:
         m, ds, collate = data.evals[split]     # the TaskModel, or a head over cached features
@@ -274,8 +273,7 @@ def train(config, overrides: list[str] | None = None, *, resume: bool = False, o
                     precision=precision, evaluate=evaluate, callbacks=cbs, state=state,
                     lengths=data.lengths, sample_weights=sample_weights)
     except BaseException:
-        for t in trackers:
-            t.close()
+        finish_logging(trackers, run_dir)  # no summary: the trackers are closed, nothing is handed over
         raise
 
     # Final numbers come from the best weights, the ones `model/` holds.
@@ -299,29 +297,33 @@ def train(config, overrides: list[str] | None = None, *, resume: bool = False, o
         "sizes": {k: len(getattr(bundle, k)) for k in ("train", "val", "test")},
         "label_names": bundle.label_names, "run_dir": str(run_dir),
     })
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    for t in trackers:  # final numbers and the saved model (PEFT runs: the adapter and head) as artifacts
-        if hasattr(t, "log_summary"):
-            t.log_summary(summary)
-        t.log_artifact(run_dir / "model")
-        t.log_artifact(run_dir / "summary.json")
-        t.close()
+    # summary.json; the final numbers and the saved model (PEFT runs: the adapter and head) as artifacts
+    finish_logging(trackers, run_dir, summary, artifacts=[run_dir / "model"])
     return RunResult(run_dir, cfg, summary, model if keep_model else None)
 
+
+
+def run_config(run_dir) -> tuple[Config, dict]:
+    """A finished run's config and its saved model's description (label_names, ...), read from
+    `config.yaml` and the model folder's JSON without loading the model."""
+    from .errors import ModelLoadError
+    from .models.save import read_meta
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise ModelLoadError(f"{run_dir} is not a tunewright run folder (no config.yaml).")
+    return load_config(run_dir / "config.yaml"), read_meta(run_dir / "model")
 
 
 def load_run(run_dir) -> tuple[Config, torch.nn.Module, object, dict]:
     """A finished run's (config, best model in eval mode, preprocessor, model meta incl. label_names),
     rebuilt from `model/` alone (no pretrained download), except for PEFT runs, which save only the
     adapter and the head: their backbone comes from its pretrained source (packaged, cache or hub)."""
-    from .errors import ModelLoadError
     from .models import load_run_model
     from .peft import apply_method, load_run_adapter
 
     run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise ModelLoadError(f"{run_dir} is not a tunewright run folder (no config.yaml).")
-    cfg = load_config(run_dir / "config.yaml")
+    cfg, _ = run_config(run_dir)
     model, preprocessor, meta = load_run_model(run_dir / "model", before_load=lambda m, meta: apply_method(m, cfg),
                                                adapter_loader=load_run_adapter)
     return cfg, model, preprocessor, meta
@@ -331,14 +333,16 @@ def evaluate_run(run_dir, data: str | None = None, split: str = "test") -> dict:
     """Metrics of a finished run's best model on its own `split`, or on another file/packaged set."""
     from .data import build_data, read_data, read_split
 
+    cfg, meta = run_config(run_dir)
+    label_names = meta.get("label_names")
+    # Read and validate the data first: bad data fails before any model loads, as in `train`.
+    raw = read_split(data, cfg, label_names, split) if data else read_data(cfg)
     cfg, model, preprocessor, meta = load_run(run_dir)
     device = resolve_device(cfg.train.device)
     precision = resolve_precision(cfg.train.precision, device, cfg.train.cudnn_attention)
     model.to(device)
-    label_names = meta.get("label_names")
-    raw = read_split(data, cfg, label_names, split) if data else read_data(cfg)
     bundle = build_data(raw, preprocessor, cfg)
     ds = getattr(bundle, split)
-    eval_bs = cfg.train.eval_batch_size or 2 * cfg.train.batch_size
+    eval_bs = eval_batch_size(cfg.train)
     return evaluate_dataset(model, ds, bundle.collate, cfg.task, bundle.num_labels or len(label_names or []) or None,
                             eval_bs, precision)

@@ -25,7 +25,7 @@ def add_parser(sub) -> None:
 def batch_stream(data, cfg, device):
     """Training batches in the run's order, epoch after epoch, for as long as the sweep asks."""
     from ..data import epoch_batches
-    from ..training.loop import to_device
+    from ..data.collate import to_device
 
     epoch = 0
     while True:
@@ -36,14 +36,13 @@ def batch_stream(data, cfg, device):
 
 
 def run(args) -> int:
-    from ..config import load_config
     from ..optim.lr_find import lr_find, plot_lr_find
-    from ..run import assemble
+    from ..run import as_config, assemble
     from ..strategies import FitData
     from ..training.losses import loss_for
     from .show import print_table
 
-    cfg = load_config(args.config, args.overrides)
+    cfg = as_config(args.config, args.overrides)
     asm = assemble(cfg)
     data = FitData.of(asm.model, asm.bundle)
     for p in asm.plans:

@@ -173,11 +173,8 @@ def validate(cfg: Config) -> None:
         if name not in TRACKERS:
             raise ConfigError(f"tracking: {name!r} is not a tracker; choose from {', '.join(TRACKERS)}."
                               + _suggest(name, TRACKERS))
-    # Strategy, schedule and augmentation options: the modules that use them hold their rules.
-    from ..data.augment import check_augmentation
-    from ..strategies.options import check_options
-    check_options(cfg)
-    check_augmentation(cfg)
+    # Strategy, schedule and augmentation options: the modules that use them hold their rules, and
+    # they sit above config; `tunewright.run.as_config` runs them (run.check_options), before any data is read.
 
 
 def describe_schema(cls=Config, prefix: str = "") -> list[tuple[str, str, str]]:
