@@ -91,7 +91,7 @@ def run_round(grid, strategy, rnd: int, arrays, opts, evaluate_global) -> tuple[
 def _global_evaluator(rt, names, subset: Optional[int]):
     """(ArrayRecord -> test metrics of the global model) on a stratified subset of the test split."""
     from ..evaluate import evaluate_dataset
-    from ..training.drive import stratified_subset
+    from ..data.splits import stratified_subset
     from torch.utils.data import Subset
     b, t = rt.bundle, rt.cfg.train
     rows = stratified_subset([int(x) for x in b.targets["test"]], subset, t.seed)
