@@ -202,10 +202,14 @@ def handle_evaluate(msg, context, config_text: str):
     set_tensors(rt.model, from_record(msg.content["arrays"]))
     metrics = {"num-examples": int(len(test_rows)), "partition-id": pid}
     if len(test_rows):
-        metrics["accuracy"] = float(evaluate_rows(rt, test_rows).get("accuracy", float("nan")))
+        # accuracy, and the mean cross-entropy (it tells two models apart on a slice of a few rows)
+        m = evaluate_rows(rt, test_rows)
+        metrics["accuracy"], metrics["test-loss"] = float(m.get("accuracy", "nan")), float(m.get("loss", "nan"))
         if rt.kept:
             set_tensors(rt.model, _personal(rt, context))
-            metrics["accuracy-personal"] = float(evaluate_rows(rt, test_rows).get("accuracy", float("nan")))
+            m = evaluate_rows(rt, test_rows)
+            metrics["accuracy-personal"] = float(m.get("accuracy", "nan"))
+            metrics["test-loss-personal"] = float(m.get("loss", "nan"))
     return Message(RecordDict({"metrics": MetricRecord(metrics)}), reply_to=msg)
 
 

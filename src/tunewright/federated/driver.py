@@ -41,7 +41,7 @@ def _client_rows(train_replies, eval_replies) -> list[dict]:
     """One dict per client that answered this round: its training and evaluation metrics."""
     clients: dict[int, dict] = {}
     for msg, keys in [(m, ("train-loss", "local-steps", "num-examples")) for m in train_replies] + \
-                     [(m, ("accuracy", "accuracy-personal")) for m in eval_replies]:
+                     [(m, ("accuracy", "accuracy-personal", "test-loss", "test-loss-personal")) for m in eval_replies]:
         if msg.has_error():
             continue
         m = next(iter(msg.content.metric_records.values()))
