@@ -31,6 +31,20 @@ def test_federate_cli_simulation(tmp_path):
     assert rc == 0 and main(["eval", str(run)]) == 0
 
 
+def test_federate_secagg_simulation(tmp_path):
+    """federated.secagg: true in Flower's simulation runtime (Ray): the legacy ServerApp path with
+    DefaultWorkflow(fit_workflow=SecAggPlusWorkflow) and the ClientApp's secaggplus_mod, 2 rounds on 3 clients."""
+    from tunewright.federated.driver import federate
+    s = federate(str(ROOT / "configs/tiny.yaml"), [f"output_dir={tmp_path}", "run_name=secagg", "method=lora",
+                                                   "federated.num_clients=3", "federated.clients_per_round=3",
+                                                   "federated.rounds=2", "federated.local_steps=2",
+                                                   "federated.num_cpus=2", "federated.secagg=true"])
+    rows = [json.loads(x) for x in (tmp_path / "secagg/metrics.jsonl").read_text().splitlines()]
+    assert [r["round"] for r in rows] == [1, 2] and all(r["clients_aggregated"] == 3 for r in rows)
+    assert all(r["secagg"]["quantization_range"] == 2 ** 22 for r in rows)
+    assert len(s["federated"]["accuracy_per_round"]) == 2
+
+
 def _free_ports(n):
     socks = [socket.socket() for _ in range(n)]
     for s in socks:

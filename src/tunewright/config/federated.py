@@ -53,7 +53,13 @@ class FederatedOptions:
                                                "of the clipping norm. null: no DP.")
     dp_clipping_norm: float = opt(1.0, "DP: each client's update is clipped to this L2 norm.")
     dp_delta: float = opt(1e-5, "DP: the delta at which epsilon is reported after every round (opacus RDP).")
-    secagg: bool = opt(False, "Secure aggregation with Flower's SecAgg+ (docs/federated.md for its limits).")
+    secagg: bool = opt(False, "Secure aggregation with Flower's SecAgg+ workflow: the server sees only the sum of "
+                       "the sampled clients' quantized, masked tensors (docs/federated.md for its limits).")
+    secagg_clipping_range: float = opt(8.0, "secagg: each weighted tensor value is clipped to [-c, c] before "
+                                       "quantization (Flower's clipping_range).")
+    secagg_quantization_range: int = opt(4194304, "secagg: values are quantized to integers in [0, Q) (Flower's "
+                                         "quantization_range, 2**22); the aggregate's error per value is about "
+                                         "clients * 2c / Q over the sum of weights.")
     personalize: str = opt("none", "none; head: each client keeps its own head (FedPer, Arivazhagan et al. 2019), "
                            "only the body travels; adapter: each client keeps a local LoRA beside the shared one.",
                            PERSONALIZE)

@@ -3,7 +3,8 @@
     local_fit(runtime, rows, ...)     the function: fresh optimizer, `local_steps` steps (or epochs) of fit(),
                                       with FedProx's proximal term when the server sends `proximal-mu`
     handle_train / handle_evaluate    Message in -> Message out (Flower's Message API)
-    make_client_app(config_text)      the ClientApp, with Flower's DP clipping mod when the server asks for it
+    make_client_app(config_text)      the ClientApp, with Flower's DP clipping mod and SecAgg+ mod when the server
+                                      asks for them (secagg.py)
 
 A process builds its model and data once (`runtime`) and serves any client id from it: what a
 client keeps between rounds (its personalized head or adapter) lives in Flower's per-node
@@ -217,14 +218,17 @@ def make_client_app(config_text: Optional[str] = None):
     """The ClientApp. `config_text` (simulation) or the run config's `config` key (deployment: `flwr run`)."""
     from flwr.clientapp import ClientApp
     from .privacy import clip_when_asked
+    from .secagg import handle_secagg_train, is_secagg, secagg_when_asked
 
-    app = ClientApp(mods=[clip_when_asked])
+    app = ClientApp(mods=[clip_when_asked, secagg_when_asked])
 
     def text(context) -> str:
         return config_text or str(context.run_config["config"])
 
     @app.train()
     def train(msg, context):
+        if is_secagg(msg):          # federated.secagg: the legacy fit that Flower's secaggplus_mod wraps
+            return handle_secagg_train(msg, context, text(context))
         return handle_train(msg, context, text(context))
 
     @app.evaluate()

@@ -106,16 +106,13 @@ def _global_evaluator(rt, names, subset: Optional[int]):
     return evaluate
 
 
-def serve(grid, cfg, *, resume: bool = False, overwrite: bool = False) -> dict:
-    """The ServerApp's work: the federation's rounds, the run folder, the final global model. Returns the summary."""
+def start_run(cfg, *, resume: bool = False, overwrite: bool = False):
+    """The run folder (config.yaml, partitions.json, printed), the runtime; refuses to overwrite by accident.
+    Returns (runtime, run folder)."""
     import shutil
-    from ..config import dump_yaml, to_dict
-    from ..models import save_run_model
-    from ..peft import save_options
-    from ..tracking import build_trackers, flatten
+    from ..config import dump_yaml
     from .client import build_runtime
     from .partition import describe, skew
-    from .privacy import epsilon
 
     f = cfg.federated
     run_dir = Path(cfg.output_dir) / cfg.run_name
@@ -124,7 +121,6 @@ def serve(grid, cfg, *, resume: bool = False, overwrite: bool = False) -> dict:
         if not resume and not overwrite:
             raise TunewrightError(f"{run_dir} already exists. Use --resume to continue it, --overwrite to start "
                                   f"over, or another run_name.")
-    strategy = build_strategy(f)                  # config errors before the model loads
     rt = build_runtime(cfg)
     if overwrite and not resume and run_dir.exists():
         shutil.rmtree(run_dir)
@@ -139,7 +135,50 @@ def serve(grid, cfg, *, resume: bool = False, overwrite: bool = False) -> dict:
           + (f" (alpha {f.alpha:g})" if f.partitioner == "dirichlet" else "") + f", label skew {skew(hist):.3f}:")
     for p in parts:
         print(f"  client {p['client']:>3}: {p['rows']:>5} rows  " + " ".join(f"{k}:{v}" for k, v in p["labels"].items()))
+    return rt, run_dir
 
+
+def print_round(row: dict, rounds: int, full_bytes: int, delta: float) -> None:
+    """The progress line of one round."""
+    acc = row.get("test_accuracy")
+    print(f"round {row['round']}/{rounds}: test accuracy {acc if acc is None else f'{acc:.4f}'}"
+          + (f", clients {row['clients_accuracy']:.4f}" if row.get("clients_accuracy") is not None else "")
+          + (f" (personalized {row['clients_accuracy_personal']:.4f})"
+             if row.get("clients_accuracy_personal") is not None else "")
+          + f" | {row['clients_aggregated']}/{row['clients_sampled']} clients aggregated"
+          + f" | sent {row['bytes_sent'] / MB:.2f} MB, received {row['bytes_received'] / MB:.2f} MB"
+          + f" (full model {full_bytes / MB:.1f} MB) | {row['round_seconds']:.1f} s"
+          + (f" | epsilon {row['epsilon']:.3f} at delta {delta:g}" if "epsilon" in row else ""), flush=True)
+
+
+def finish_run(rt, cfg, tensors: dict, run_dir: Path, full_bytes: int, seconds: float) -> dict:
+    """Save the final global model as `train` saves a run's model (eval / predict load it) and summary.json."""
+    from ..config import to_dict
+    from ..models import save_run_model
+    from ..peft import save_options
+    set_tensors(rt.model, rt.initial_kept)
+    set_tensors(rt.model, tensors)
+    save_run_model(rt.model, run_dir / "model", to_dict(cfg), rt.bundle.label_names, rt.preprocessor,
+                   **save_options(rt.model, cfg))
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if r.get("split") == "federated"]
+    summary = _summary(rt, cfg, rows, full_bytes, seconds, run_dir)
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def serve(grid, cfg, *, resume: bool = False, overwrite: bool = False) -> dict:
+    """The ServerApp's work: the federation's rounds, the run folder, the final global model. Returns the summary."""
+    from ..config import to_dict
+    from ..tracking import build_trackers, flatten
+    from .privacy import epsilon
+
+    f = cfg.federated
+    if f.secagg:
+        raise TunewrightError("federated.secagg: true runs secagg.serve_secagg (Flower's SecAgg+ workflow), not serve")
+    strategy = build_strategy(f)                  # config errors before the model loads
+    rt, run_dir = start_run(cfg, resume=resume, overwrite=overwrite)
+    state_dir = run_dir / "server_state"
     tensors, start = get_tensors(rt.model, rt.names), 1
     saved = load_state(state_dir) if resume else None
     if saved is not None:
@@ -164,26 +203,8 @@ def serve(grid, cfg, *, resume: bool = False, overwrite: bool = False) -> dict:
             for t in trackers:
                 t.log_metrics(row)
             save_state(state_dir, rnd, from_record(arrays), strategy, {"row": row})
-            acc = row.get("test_accuracy")
-            print(f"round {rnd}/{f.rounds}: test accuracy {acc if acc is None else f'{acc:.4f}'}"
-                  + (f", clients {row['clients_accuracy']:.4f}" if row["clients_accuracy"] is not None else "")
-                  + (f" (personalized {row['clients_accuracy_personal']:.4f})"
-                     if row["clients_accuracy_personal"] is not None else "")
-                  + f" | {row['clients_aggregated']}/{row['clients_sampled']} clients aggregated"
-                  + f" | sent {row['bytes_sent'] / MB:.2f} MB, received {row['bytes_received'] / MB:.2f} MB"
-                  + f" (full model {full_bytes / MB:.1f} MB) | {row['round_seconds']:.1f} s"
-                  + (f" | epsilon {row['epsilon']:.3f} at delta {f.dp_delta:g}" if "epsilon" in row else ""),
-                  flush=True)
-
-        # The final global model, saved as `train` saves a run's model (eval / predict load it).
-        set_tensors(rt.model, rt.initial_kept)
-        set_tensors(rt.model, from_record(arrays))
-        save_run_model(rt.model, run_dir / "model", to_dict(cfg), rt.bundle.label_names, rt.preprocessor,
-                       **save_options(rt.model, cfg))
-        rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-        rows = [r for r in rows if r.get("split") == "federated"]
-        summary = _summary(rt, cfg, rows, full_bytes, time.perf_counter() - t_start, run_dir)
-        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+            print_round(row, f.rounds, full_bytes, f.dp_delta)
+        summary = finish_run(rt, cfg, from_record(arrays), run_dir, full_bytes, time.perf_counter() - t_start)
     finally:
         for t in trackers:
             t.close()
@@ -220,8 +241,13 @@ def make_server_app(config_text: Optional[str] = None, *, resume: bool = False, 
     @app.main()
     def main(grid, context) -> None:
         rc = context.run_config
-        serve(grid, parse_config(config_text or str(rc["config"])), resume=resume or bool(rc.get("resume", False)),
-              overwrite=overwrite or bool(rc.get("overwrite", False)))
+        cfg = parse_config(config_text or str(rc["config"]))
+        kw = dict(resume=resume or bool(rc.get("resume", False)), overwrite=overwrite or bool(rc.get("overwrite", False)))
+        if cfg.federated.secagg:
+            from .secagg import serve_secagg
+            serve_secagg(grid, context, cfg, **kw)
+        else:
+            serve(grid, cfg, **kw)
 
     return app
 

@@ -45,7 +45,7 @@ STRATEGIES: dict[str, Callable] = {
 
 
 def build_strategy(o):
-    """The Flower strategy for a FederatedOptions `o`."""
+    """The Flower strategy for a FederatedOptions `o` (None under secagg: the SecAgg+ workflow brings its own)."""
     if o.aggregation not in STRATEGIES:
         raise ConfigError(f"federated.aggregation: {o.aggregation!r} is not known; choose one of "
                           f"{', '.join(STRATEGIES)}.")
@@ -55,9 +55,10 @@ def build_strategy(o):
     if not 1 <= o.min_clients <= o.clients_per_round:
         raise ConfigError(f"federated.min_clients: {o.min_clients} must be between 1 and "
                           f"federated.clients_per_round ({o.clients_per_round}).")
-    if o.secagg:
-        raise ConfigError("federated.secagg: true is not supported yet: Flower 1.42's SecAgg+ workflow runs on its "
-                          "legacy Strategy API only (docs/federated.md); set federated.secagg: false.")
+    if o.secagg:                       # secagg.py runs Flower's legacy FedAvg inside the SecAgg+ workflow
+        from .secagg import check_secagg
+        check_secagg(o)
+        return None
     dp = o.dp_noise_multiplier is not None
     common = dict(fraction_train=o.clients_per_round / o.num_clients, min_train_nodes=o.clients_per_round,
                   fraction_evaluate=1.0, min_evaluate_nodes=o.num_clients, min_available_nodes=o.num_clients,

@@ -9,11 +9,15 @@ class LocalGrid:
     """Just enough of flwr.serverapp.Grid for the strategies and the driver: node ids, send_and_receive.
     `fail` maps a partition id to the rounds in which that client raises (a drop-out)."""
 
-    def __init__(self, config_text: str, num_nodes: int, fail: dict | None = None, tamper=None):
+    def __init__(self, config_text: str, num_nodes: int, fail: dict | None = None, tamper=None, app=None):
+        """`app`: a whole ClientApp (mods included) answers every message instead of the bare handlers."""
+        from types import SimpleNamespace
         from flwr.app import Context, RecordDict
         from flwr.supercore.task_identity import TaskIdentity
         TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, 0, 1   # what a ServerApp process has set
-        self.text, self.fail, self.tamper = config_text, fail or {}, tamper
+        self.text, self.fail, self.tamper, self.app = config_text, fail or {}, tamper, app
+        self.run = SimpleNamespace(run_id=1)          # Flower's legacy client manager reads grid.run.run_id
+        self.replies = []                             # every reply, for tests that look at what went up
         self.contexts = {100 + k: Context(run_id=1, node_id=100 + k, node_config={"partition-id": k,
                                                                                   "num-partitions": num_nodes},
                                           state=RecordDict(), run_config={}) for k in range(num_nodes)}
@@ -30,6 +34,12 @@ class LocalGrid:
             msg.metadata.__dict__["_message_id"] = f"m{i}"
             ctx = self.contexts[msg.metadata.dst_node_id]
             pid = ctx.node_config["partition-id"]
+            if self.app is not None:        # through the wire format, as in Flower's runtimes (mods edit records)
+                reply = _wire(self.app(_wire(msg), ctx))
+                reply.metadata.__dict__["_src_node_id"] = msg.metadata.dst_node_id
+                self.replies.append(reply)
+                out.append(reply)
+                continue
             rnd = int(msg.content["config"]["server-round"])
             if msg.metadata.message_type == MessageType.TRAIN and rnd in self.fail.get(pid, ()):
                 out.append(_error_reply(msg, f"client {pid} went away"))
@@ -41,6 +51,11 @@ class LocalGrid:
             reply.metadata.__dict__["_src_node_id"] = msg.metadata.dst_node_id
             out.append(reply)
         return out
+
+
+def _wire(msg):
+    from flwr.common.serde import message_from_proto, message_to_proto
+    return message_from_proto(message_to_proto(msg))
 
 
 def _error_reply(msg, reason):
