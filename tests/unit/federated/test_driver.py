@@ -9,7 +9,7 @@ from tunewright.config import dump_yaml
 from tunewright.federated.driver import serve
 from tunewright.federated.state import load_state
 
-from conftest import LocalGrid
+from fed_grid import LocalGrid
 
 
 def _serve(cfg, **kw):

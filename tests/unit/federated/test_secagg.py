@@ -10,7 +10,7 @@ from tunewright.errors import ConfigError
 from tunewright.federated.driver import serve
 from tunewright.federated.state import load_state
 
-from conftest import LocalGrid
+from fed_grid import LocalGrid
 
 
 def test_secagg_round_equals_fedavg_within_quantization_error(tiny_cfg):
