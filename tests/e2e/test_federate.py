@@ -2,7 +2,6 @@
 runtime: a SuperLink and 3 SuperNodes as separate processes on loopback, driven by `flwr run`."""
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys

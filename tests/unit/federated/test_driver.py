@@ -163,7 +163,7 @@ def test_personal_parts_stay_home_and_both_accuracies_are_reported(tiny_cfg, per
 def test_a_client_starts_from_its_own_part_not_the_global_one(tiny_cfg, personalize, monkeypatch):
     """Without local training a client's reply is what it started from: the global shared tensors, and its own head
     (FedPer) in place of the global head; its local adapter is never in the reply."""
-    from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
+    from flwr.app import ConfigRecord, Context, Message, RecordDict
     from flwr.supercore.task_identity import TaskIdentity
     from tunewright.federated.arrays import from_record, to_record
     from tunewright.federated.client import PERSONAL, handle_train, runtime

@@ -3,7 +3,6 @@ ClientApp (its secaggplus_mod included): one round's aggregate equals plain FedA
 error that secagg.py derives from clipping_range and quantization_range."""
 import numpy as np
 import pytest
-import torch
 
 from tunewright.config import dump_yaml
 from tunewright.errors import ConfigError
