@@ -24,7 +24,7 @@ huge_pages.request()
 
 SUBCOMMANDS = ["train", "eval", "predict", "generate", "merge", "lr-plot", "lr-find", "assets", "demo", "config",
                "compare", "report", "analyze", "tune", "advise",
-               "multitask", "continual", "meta-train", "adapt", "domain-adapt"]
+               "multitask", "continual", "meta-train", "adapt", "domain-adapt", "federate"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from .federated import FederatedOptions
+
 TASKS = ("classification", "multilabel", "regression", "causal_lm", "image_classification")
 POOLINGS = ("auto", "cls", "mean", "max", "last")
 OPTIMIZERS = ("adamw", "sgd")
@@ -426,3 +428,5 @@ class Config:
                                                                      "(docs/beyond.md)."})
     domain: DomainOptions = field(default_factory=DomainOptions,
                                   metadata={"help": "tunewright domain-adapt (docs/beyond.md)."})
+    federated: FederatedOptions = field(default_factory=FederatedOptions,
+                                        metadata={"help": "tunewright federate (docs/federated.md)."})
