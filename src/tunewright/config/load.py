@@ -161,7 +161,8 @@ def validate(cfg: Config) -> None:
                            ("train.epochs", t.epochs, 1), ("checkpoint.keep_last", cfg.checkpoint.keep_last, 1),
                            ("data.max_length", cfg.data.max_length, 1), ("data.max_bad_rows", cfg.data.max_bad_rows, 0),
                            ("train.malloc_trim_every", t.malloc_trim_every or 0, 0),
-                           ("data.pad_to_multiple_of", cfg.data.pad_to_multiple_of, 1)]:
+                           ("data.pad_to_multiple_of", cfg.data.pad_to_multiple_of, 1),
+                           ("train.spike_window", t.spike_window, 1), ("train.max_rollbacks", t.max_rollbacks, 0)]:
         if value < lo:
             raise ConfigError(f"{key}: {value!r} is not allowed; it must be >= {lo}.")
     ad = cfg.model.attention_dropout
@@ -169,6 +170,10 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"model.attention_dropout: {ad!r} is not allowed; use auto, null or a number in [0, 1).")
     if t.lr <= 0:
         raise ConfigError(f"train.lr: {t.lr!r} is not allowed; it must be > 0.")
+    if t.spike_factor is not None and not t.spike_factor > 1:
+        raise ConfigError(f"train.spike_factor: {t.spike_factor!r} is not allowed; use null (off) or a number > 1.")
+    if not 0 < t.spike_lr_factor < 1:
+        raise ConfigError(f"train.spike_lr_factor: {t.spike_lr_factor!r} must be in (0, 1): a rollback lowers the LR.")
     if not 0 <= t.warmup_ratio < 1:
         raise ConfigError(f"train.warmup_ratio: {t.warmup_ratio!r} must be in [0, 1).")
     for key in ("val_fraction", "test_fraction"):
