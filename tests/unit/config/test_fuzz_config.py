@@ -20,6 +20,7 @@ from tunewright.config import Config, dump_yaml, load_config
 from tunewright.config.load import config_from_dict, describe_schema, parse_overrides
 from tunewright.errors import ConfigError
 
+HANG = 10     # seconds: a hang, not slowness
 FUZZ = settings(max_examples=120, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 KEYS = [k for k, _, _ in describe_schema()]                      # every dotted key: train.lr, lora.r, ...
@@ -85,26 +86,29 @@ def _loads_or_config_error(fn, *args):
 @seed(20261202)
 @FUZZ
 @given(text=YAML_TEXT)
-def test_any_yaml_text_gives_a_config_or_a_config_error(tmp_path_factory, text):
+def test_any_yaml_text_gives_a_config_or_a_config_error(tmp_path_factory, time_limit, text):
     path = tmp_path_factory.mktemp("yaml") / "c.yaml"
     path.write_text(text, encoding="utf-8")
-    _loads_or_config_error(load_config, path)
+    with time_limit(HANG):
+        _loads_or_config_error(load_config, path)
 
 
 @seed(20261202)
 @FUZZ
 @given(data=st.binary(max_size=200))
-def test_any_bytes_give_a_config_or_a_config_error(tmp_path_factory, data):
+def test_any_bytes_give_a_config_or_a_config_error(tmp_path_factory, time_limit, data):
     path = tmp_path_factory.mktemp("bytes") / "c.yaml"
     path.write_bytes(data)
-    _loads_or_config_error(load_config, path)
+    with time_limit(HANG):
+        _loads_or_config_error(load_config, path)
 
 
 @seed(20261202)
 @FUZZ
 @given(tree=NESTED)
-def test_nested_dicts_with_wrong_types_give_a_config_or_a_config_error(tmp_path_factory, tree):
-    cfg = _loads_or_config_error(config_from_dict, tree)
+def test_nested_dicts_with_wrong_types_give_a_config_or_a_config_error(tmp_path_factory, time_limit, tree):
+    with time_limit(HANG):
+        cfg = _loads_or_config_error(config_from_dict, tree)
     if cfg is not None:     # what loads round-trips through the YAML `train` writes into the run folder
         path = tmp_path_factory.mktemp("round") / "config.yaml"
         path.write_text(dump_yaml(cfg))
@@ -116,7 +120,8 @@ def test_nested_dicts_with_wrong_types_give_a_config_or_a_config_error(tmp_path_
         return
     path = tmp_path_factory.mktemp("tree") / "c.yaml"
     path.write_text(text)
-    _loads_or_config_error(load_config, path)
+    with time_limit(HANG):
+        _loads_or_config_error(load_config, path)
 
 
 OVERRIDE = st.tuples(st.sampled_from(KEYS) | st.lists(st.sampled_from(NAMES) | st.text(max_size=4), max_size=4)
@@ -126,8 +131,9 @@ OVERRIDE = st.tuples(st.sampled_from(KEYS) | st.lists(st.sampled_from(NAMES) | s
 @seed(20261202)
 @FUZZ
 @given(parts=st.lists(OVERRIDE, max_size=4))
-def test_any_override_strings_give_a_config_or_a_config_error(parts):
-    _loads_or_config_error(config_from_dict, {}, [k + eq + v for k, eq, v in parts])
+def test_any_override_strings_give_a_config_or_a_config_error(time_limit, parts):
+    with time_limit(HANG):
+        _loads_or_config_error(config_from_dict, {}, [k + eq + v for k, eq, v in parts])
 
 
 # ---------------------------------------------------------------- what the fuzzing found, kept
