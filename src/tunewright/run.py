@@ -248,6 +248,7 @@ def _train(cfg: Config, resume: bool, overwrite: bool, keep_model: bool, callbac
     from .models import save_run_model
     from .peft import checkpoint_state, restore_saved, save_options
     from .training.checkpoint import latest_valid, load_checkpoint
+    from .training.spike import spike_callbacks
 
     run_dir = claim_run_dir(cfg, resume, overwrite)
     ckpt_dir = run_dir / "checkpoints"
@@ -303,6 +304,7 @@ def _train(cfg: Config, resume: bool, overwrite: bool, keep_model: bool, callbac
     if trim_every:
         cbs.callbacks.append(MallocTrim(trim_every, quiet=cfg.train.malloc_trim_every is None))
     cbs.callbacks += list(callbacks or [])
+    cbs.callbacks += spike_callbacks(cfg.train, ckpt_dir, trackers)   # train.spike_factor; none by default
     cbs.callbacks.append(Checkpointer(ckpt_dir, cfg.checkpoint.every_steps, cfg.checkpoint.keep_last, cbs,
                                       model_state=checkpoint_state(model, cfg)))  # PEFT: no frozen base
 

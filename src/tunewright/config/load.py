@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from pathlib import Path
@@ -72,6 +73,8 @@ def _coerce(value: Any, tp, key: str, f: dataclasses.Field):
             raise ConfigError(f"{key}: expected {origin.__name__}, got {type(value).__name__} {value!r}.")
     if origin is float:
         value = float(value)
+        if not math.isfinite(value):   # YAML's .nan and .inf; a NaN LR passes every `<= 0` check
+            raise ConfigError(f"{key}: {value!r} is not allowed; expected a finite number.")
     choices = f.metadata.get("choices")
     if choices is not None and not isinstance(value, list) and value not in choices:
         raise ConfigError(f"{key}: {value!r} is not allowed; choose one of {', '.join(map(str, choices))}."
@@ -85,6 +88,9 @@ def _build(cls, data: dict, prefix: str = ""):
     fields = _field_types(cls)
     kwargs = {}
     for key, value in data.items():
+        if not isinstance(key, str):   # YAML keys may be numbers, booleans or null (`1: 2`, `~: x`)
+            raise ConfigError(f"{prefix.rstrip('.') or 'the top level'}: {key!r} is not a config key (keys are "
+                              f"names). Allowed: {', '.join(fields)}.")
         if key not in fields:
             raise ConfigError(f"Unknown config key {prefix + key!r}.{_suggest(key, fields, prefix)} "
                               f"Allowed under {prefix.rstrip('.') or 'the top level'}: {', '.join(fields)}.")
@@ -110,8 +116,21 @@ def parse_overrides(overrides: list[str] | None) -> dict:
         if "=" not in item:
             raise ConfigError(f"Override {item!r} must look like key.sub=value.")
         key, raw = item.split("=", 1)
-        _set_dotted(tree, key.strip(), yaml.safe_load(raw) if raw.strip() else "")
+        _set_dotted(tree, key.strip(), parse_yaml(raw, f"Override {item!r}") if raw.strip() else "")
     return tree
+
+
+def parse_yaml(text: str, where: str):
+    """`yaml.safe_load(text)` (tags such as `!!python/object` are refused); whatever the parser raises is a
+    ConfigError that names `where` (the file, or the override) and, for syntax errors, the line."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{where}: not valid YAML: {e}") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: not valid YAML: nested too deeply") from None
+    except Exception as e:  # PyYAML's own constructors fail on some odd scalars (`!!int ''`: IndexError)
+        raise ConfigError(f"{where}: not valid YAML: {type(e).__name__}: {e}") from None
 
 
 def _merge(base: dict, extra: dict) -> dict:
@@ -137,9 +156,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if not p.is_file():
             raise ConfigError(f"Config file {str(p)!r} does not exist.")
         try:
-            data = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{p}: not valid YAML: {e}") from None
+            text = p.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{p}: not UTF-8 text (byte {e.start}: {e.reason}); a config is a YAML text file.") from None
+        data = parse_yaml(text, str(p)) or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{p}: the top level must be a mapping of config keys.")
     return config_from_dict(_merge(data, kwargs), overrides)
@@ -163,7 +183,8 @@ def validate(cfg: Config) -> None:
                            ("train.epochs", t.epochs, 1), ("checkpoint.keep_last", cfg.checkpoint.keep_last, 1),
                            ("data.max_length", cfg.data.max_length, 1), ("data.max_bad_rows", cfg.data.max_bad_rows, 0),
                            ("train.malloc_trim_every", t.malloc_trim_every or 0, 0),
-                           ("data.pad_to_multiple_of", cfg.data.pad_to_multiple_of, 1)]:
+                           ("data.pad_to_multiple_of", cfg.data.pad_to_multiple_of, 1),
+                           ("train.spike_window", t.spike_window, 1), ("train.max_rollbacks", t.max_rollbacks, 0)]:
         if value < lo:
             raise ConfigError(f"{key}: {value!r} is not allowed; it must be >= {lo}.")
     ad = cfg.model.attention_dropout
@@ -171,13 +192,21 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"model.attention_dropout: {ad!r} is not allowed; use auto, null or a number in [0, 1).")
     if t.lr <= 0:
         raise ConfigError(f"train.lr: {t.lr!r} is not allowed; it must be > 0.")
+    if t.spike_factor is not None and not t.spike_factor > 1:
+        raise ConfigError(f"train.spike_factor: {t.spike_factor!r} is not allowed; use null (off) or a number > 1.")
+    if not 0 < t.spike_lr_factor < 1:
+        raise ConfigError(f"train.spike_lr_factor: {t.spike_lr_factor!r} must be in (0, 1): a rollback lowers the LR.")
     if not 0 <= t.warmup_ratio < 1:
         raise ConfigError(f"train.warmup_ratio: {t.warmup_ratio!r} must be in [0, 1).")
     for key in ("val_fraction", "test_fraction"):
         v = getattr(cfg.data, key)
         if not 0 < v < 1:
             raise ConfigError(f"data.{key}: {v!r} must be in (0, 1).")
+    if not 0 <= t.seed < 2**32:
+        raise ConfigError(f"train.seed: {t.seed!r} is not allowed; it must be in [0, 2**32).")
     for name in cfg.tracking:
+        if not isinstance(name, str):
+            raise ConfigError(f"tracking: {name!r} is not a tracker name; choose from {', '.join(TRACKERS)}.")
         if name not in TRACKERS:
             raise ConfigError(f"tracking: {name!r} is not a tracker; choose from {', '.join(TRACKERS)}."
                               + _suggest(name, TRACKERS))

@@ -135,6 +135,18 @@ class TrainConfig:
                       "(auto: accuracy, mse or loss by task).")
     early_stopping_patience: Optional[int] = opt(None, "Stop after this many evaluations without improvement.")
     max_nonfinite_steps: int = opt(5, "Stop with an error after this many non-finite steps in a row.")
+    spike_factor: Optional[float] = opt(None, "Loss-spike rollback (training/spike.py): a step loss over this many "
+                                        "times the median of the last spike_window step losses rolls the run back "
+                                        "to the newest valid checkpoint saved before that step, at a lower LR, and "
+                                        "is logged (event: rollback). None: off. checkpoint.every_steps sets how far "
+                                        "back that is; keep_last >= 2 leaves one to go back to right after a save.")
+    spike_window: int = opt(20, "Loss-spike rollback: step losses in the running median; no spike is detected "
+                            "before it holds this many.")
+    spike_lr_factor: float = opt(0.5, "Loss-spike rollback: each rollback multiplies every param group's LR, and "
+                                 "the schedule's base LRs, by this (0 < factor < 1).")
+    max_rollbacks: int = opt(3, "Loss-spike rollback: rollbacks at most; the next spike rolls back once more, "
+                             "without lowering the LR, and stops the run (a spike that keeps coming back at ever "
+                             "lower LRs points at the data: the replay trains on the same batches).")
     num_threads: Optional[int] = opt(None, "torch CPU threads (None: torch's default).")
     malloc_trim_every: Optional[int] = opt(None, "Hand the C heap's free pages back to the OS after every N "
                                            "optimizer steps (glibc malloc_trim; 0: never; None: every step on a "

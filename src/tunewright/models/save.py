@@ -18,7 +18,9 @@ and the JSON goes last, so a crash mid-save leaves the previous complete model, 
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -29,7 +31,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_model as st_load_model
 from safetensors.torch import save_model as st_save_model
 
-from tunewright.errors import CheckpointError, ModelLoadError
+from tunewright.errors import CheckpointError, ModelLoadError, TunewrightError
 from tunewright.filemode import umask_mode
 from tunewright.models.image_spec import ImageSpec
 from tunewright.models.task_model import TaskModel
@@ -123,11 +125,61 @@ def read_meta(model_dir) -> dict:
     except FileNotFoundError:
         raise ModelLoadError(f"{path} is missing: {model_dir} is not a tunewright model folder "
                              f"(save_run_model writes it).") from None
-    except ValueError as err:
+    except (ValueError, RecursionError) as err:     # RecursionError: [[[[...
         raise CheckpointError(f"{path} is corrupt (not valid JSON: {err}).") from None
-    if meta.get("format") != "tunewright-model":
+    if not isinstance(meta, dict) or meta.get("format") != "tunewright-model":
         raise ModelLoadError(f"{path} is not a tunewright model description.")
+    _check_meta(meta, path)
     return meta
+
+
+# What each key of tunewright_model.json holds (None: it may be null). Keys written by later versions
+# are ignored; the ones here are refused, by name, unless they hold what save_run_model writes.
+_META_TYPES: dict[str, tuple] = {
+    "version": (int,), "model_name": (str,), "task": (str,), "num_labels": (int, None),
+    "label_names": (list, None), "modality": (str, None), "pooling": (str, None), "hidden_size": (int, None),
+    "head_dropout": (int, float), "source": (dict,), "image_spec": (dict, None), "tokenizer": (bool,),
+    "weights": (str,), "weights_bytes": (int, None), "adapter": (dict, None), "config": (dict, None),
+}
+_META_REQUIRED = ("task", "num_labels", "pooling", "source")
+
+
+def _check_meta(meta: dict, path: Path) -> None:
+    from tunewright.config.schema import POOLINGS, TASKS
+    for key in _META_REQUIRED:
+        if key not in meta:
+            raise ModelLoadError(f"{path}: key {key!r} is missing.")
+    for key, types in _META_TYPES.items():
+        value = meta.get(key)
+        if key not in meta or (value is None and None in types):
+            continue
+        if isinstance(value, bool) != (bool in types) or not isinstance(value, tuple(t for t in types if t)):
+            names = " or ".join("null" if t is None else t.__name__ for t in types)
+            raise ModelLoadError(f"{path}: key {key!r} is {value!r:.80}, expected {names}.")
+    if meta.get("version", FORMAT_VERSION) > FORMAT_VERSION:
+        raise ModelLoadError(f"{path}: version {meta['version']} was written by a newer tunewright; this one reads "
+                             f"version <= {FORMAT_VERSION}.")
+    bad = (("task", meta["task"] not in TASKS, f"one of {', '.join(TASKS)}"),
+           ("weights", meta.get("weights", "full") not in ("full", "adapter"), "full or adapter"),
+           ("pooling", meta["pooling"] is not None and meta["pooling"] not in POOLINGS, f"null or one of {POOLINGS}"),
+           ("num_labels", meta["num_labels"] is not None and meta["num_labels"] < 1, "a count >= 1 or null"),
+           ("label_names", not all(isinstance(n, str) for n in meta.get("label_names") or []), "a list of names"),
+           ("head_dropout", not 0 <= meta.get("head_dropout", 0.0) < 1, "a probability in [0, 1)"),
+           ("source", not isinstance(meta["source"].get("type"), str), "a mapping with a 'type'"),
+           ("image_spec", meta.get("image_spec") is not None and not _image_spec_ok(meta["image_spec"]),
+            "{size: pixels, mean: [r, g, b], std: [r, g, b]}"))
+    for key, wrong, expected in bad:
+        if wrong:
+            raise ModelLoadError(f"{path}: key {key!r} is {meta.get(key)!r:.80}, expected {expected}.")
+
+
+def _image_spec_ok(d: dict) -> bool:
+    def rgb(v, positive):
+        return isinstance(v, list) and len(v) == 3 and all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and (x > 0 or not positive)
+            for x in v)
+    size = d.get("size")
+    return type(size) is int and size >= 1 and rgb(d.get("mean"), False) and rgb(d.get("std"), True)
 
 
 def load_weights_into(model: torch.nn.Module, weights_path) -> None:
@@ -172,18 +224,13 @@ def load_run_model(model_dir, before_load: Optional[Callable[[TaskModel, dict], 
     backbone re-imports and re-runs the user's factory (that runs their code, as at training time).
     The model is returned in eval mode.
     """
-    from tunewright.models.load import build_task_model
-
     model_dir = Path(model_dir)
     meta = read_meta(model_dir)
     if meta.get("weights") == "adapter":
         if adapter_loader is None:
             raise ModelLoadError(f"{model_dir} holds only a parameter-efficient adapter and its head; load it with "
                                  f"tunewright.run.load_run(run_dir) or tunewright.peft.load_adapter(model, dir).")
-        model, extra = build_task_model(_pretrained_source(meta["source"]), task=meta["task"],
-                                        num_labels=meta["num_labels"], pooling=meta["pooling"],
-                                        head_dropout=meta.get("head_dropout", 0.0), pretrained=True,
-                                        name=meta.get("model_name", ""))
+        model, extra = _rebuild(meta, model_dir, pretrained=True)
         adapter_loader(model, model_dir, meta)
         model.eval()
         return model, _preprocessor(model, extra, meta, model_dir), meta
@@ -194,9 +241,7 @@ def load_run_model(model_dir, before_load: Optional[Callable[[TaskModel, dict], 
     if meta.get("weights_bytes") not in (None, size):
         raise CheckpointError(f"Weights file {weights} is truncated or was replaced: {size} bytes, "
                               f"{meta['weights_bytes']} expected.")
-    model, extra = build_task_model(dict(meta["source"]), task=meta["task"], num_labels=meta["num_labels"],
-                                    pooling=meta["pooling"], head_dropout=meta.get("head_dropout", 0.0),
-                                    pretrained=False, name=meta.get("model_name", ""))
+    model, extra = _rebuild(meta, model_dir, pretrained=False)
     if before_load is not None:
         before_load(model, meta)
     load_weights_into(model, weights)
@@ -204,10 +249,37 @@ def load_run_model(model_dir, before_load: Optional[Callable[[TaskModel, dict], 
     return model, _preprocessor(model, extra, meta, model_dir), meta
 
 
+def _rebuild(meta: dict, model_dir: Path, pretrained: bool) -> tuple[TaskModel, Any]:
+    """The TaskModel `meta` describes (random init, or the pretrained backbone for an adapter); whatever
+    stops it is an error that names the description file, since that is what the user has to look at."""
+    from tunewright.models.load import build_task_model
+    with _naming(model_dir / META, "the model it describes cannot be rebuilt"):
+        source = _pretrained_source(meta["source"]) if pretrained else dict(meta["source"])
+        return build_task_model(source, task=meta["task"], num_labels=meta["num_labels"], pooling=meta["pooling"],
+                                head_dropout=meta.get("head_dropout", 0.0), pretrained=pretrained,
+                                name=meta.get("model_name", ""))
+
+
+@contextlib.contextmanager
+def _naming(path: Path, what: str):
+    """Errors inside name `path`: tunewright's own keep their type, the ones a bad description makes the
+    libraries raise (a `source.config` that transformers cannot read, ...) become a ModelLoadError."""
+    try:
+        yield
+    except TunewrightError as err:
+        if str(path) in str(err):
+            raise
+        raise type(err)(f"{path}: {what}: {err}") from err
+    except Exception as err:  # noqa: BLE001 - what a transformers config raises is open-ended
+        # (huggingface_hub's StrictDataclassFieldValidationError for `hidden_size: "x"` is no ValueError)
+        raise ModelLoadError(f"{path}: {what} ({type(err).__name__}: {err})") from err
+
+
 def _preprocessor(model: TaskModel, extra: Any, meta: dict, model_dir: Path) -> Any:
     from tunewright.models.load import make_preprocessor
     if meta.get("image_spec"):
         return ImageSpec.from_dict(meta["image_spec"])
     if meta.get("tokenizer"):
-        return make_preprocessor(model, extra, 224, tokenizer_dir=str(model_dir))
+        with _naming(model_dir / META, "its tokenizer cannot be loaded"):
+            return make_preprocessor(model, extra, 224, tokenizer_dir=str(model_dir))
     return None

@@ -238,6 +238,9 @@ class Checkpointer:
     def on_fit_end(self, ctx) -> None:
         self._save(ctx)  # the final state, so a finished run can be extended or compared
 
+    def on_rewind(self, ctx) -> None:
+        self.last_saved_step = None  # the step saved last may come again, and its folder was deleted (rewind.py)
+
 
 def is_finite(x: float) -> bool:
     return not (math.isnan(x) or math.isinf(x))

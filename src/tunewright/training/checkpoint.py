@@ -57,6 +57,7 @@ from torch import Tensor, nn
 from tunewright.version import __version__
 from tunewright.errors import CheckpointError
 from tunewright.training import rng as _rng
+from tunewright.training import state_checks as _checks
 from tunewright.training.tensor_json import _decode, _decode_optimizer, _encode, _encode_optimizer
 
 __all__ = ["save_checkpoint", "list_checkpoints", "verify_checkpoint", "latest_valid",
@@ -196,20 +197,20 @@ def verify_checkpoint(path) -> str | None:
         entries = manifest["files"]
         if not isinstance(entries, dict):
             raise TypeError("'files' is not an object")
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        return f"{mpath}: unreadable manifest ({e})"
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:   # RecursionError: [[[[...
+        return f"{mpath}: unreadable manifest ({type(e).__name__}: {e})"
     for fname in REQUIRED:
         if fname not in entries:
             return f"{path / fname}: not listed in the manifest"
     for fname, entry in entries.items():
-        if not isinstance(fname, str) or Path(fname).name != fname or fname in (".", ".."):
+        if not isinstance(fname, str) or Path(fname).name != fname or fname in ("", ".", "..") or "\x00" in fname:
             return f"{mpath}: bad file name {fname!r} (must be a plain name in the folder)"
         fpath = path / fname
         if not fpath.is_file():
             return f"{fpath}: missing file"
         try:
             size, sha = int(entry["size"]), str(entry["sha256"])
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):   # OverflowError: a size of 1e400 (inf)
             return f"{mpath}: bad entry for {fname!r}: {entry!r}"
         actual = fpath.stat().st_size
         if actual != size:
@@ -222,7 +223,9 @@ def verify_checkpoint(path) -> str | None:
                     f.keys()
                     f.metadata()
             elif fname.endswith(".json"):
-                json.loads(fpath.read_text())
+                doc = json.loads(fpath.read_text())
+                if fname == STATE and not (isinstance(doc, dict) and type(doc.get("step")) is int):  # not a bool
+                    return f"{fpath}: no step number in it (resume reads it)"
         except Exception as e:  # any parse failure means unreadable, whatever the library raises
             return f"{fpath}: unreadable ({type(e).__name__}: {e})"
     return None
@@ -258,13 +261,14 @@ def load_checkpoint(path, *, model: nn.Module, optimizer: torch.optim.Optimizer 
     missing = [k for k in _STATE_KEYS if not isinstance(state, dict) or k not in state]
     if missing:
         raise CheckpointError(f"{path / STATE}: missing keys {missing}")
+    _checks.check_header(state, path / STATE)
     if state["format"] > FORMAT:
         raise CheckpointError(f"{path / STATE}: format {state.get('format')} was written by a "
                               f"newer tunewright ({state.get('tunewright_version')}); this one "
                               f"reads format <= {FORMAT}")
 
     weights = _read_safetensors(path / MODEL)
-    partial = bool(state["model"]["partial"])
+    partial = state["model"]["partial"]
     try:
         result = model.load_state_dict(weights, strict=not partial)
     except RuntimeError as e:
@@ -277,21 +281,35 @@ def load_checkpoint(path, *, model: nn.Module, optimizer: torch.optim.Optimizer 
         if state["optimizer"] is None:
             raise CheckpointError(f"{path / STATE}: the checkpoint holds no optimizer state "
                                   f"(saved with optimizer=None)")
+        _checks.check_optimizer_layout(state["optimizer"], path / STATE)
         opt_sd = _decode_optimizer(state["optimizer"], _read_safetensors(path / OPTIMIZER),
                                    path / OPTIMIZER)
+        for i, (saved, live) in enumerate(zip(opt_sd["param_groups"], optimizer.param_groups)):
+            _checks.check_numbers(saved, {k: v for k, v in live.items() if k != "params"},
+                                  f"optimizer.param_groups[{i}]", path / STATE)
         try:
             optimizer.load_state_dict(opt_sd)
-        except (ValueError, KeyError, RuntimeError) as e:
+        except (ValueError, KeyError, RuntimeError, TypeError, IndexError) as e:
             raise CheckpointError(f"{path / OPTIMIZER}: does not fit the optimizer: {e}") from e
+        _checks.check_optimizer_loaded(optimizer, path / OPTIMIZER)
     if scheduler is not None:
         if state["scheduler"] is None:
             raise CheckpointError(f"{path / STATE}: the checkpoint holds no scheduler state "
                                   f"(saved with scheduler=None)")
         merged = scheduler.state_dict()
-        merged.update(_decode(state["scheduler"], extra, path / EXTRA))
-        scheduler.load_state_dict(merged)
+        saved = _decode(state["scheduler"], extra, path / EXTRA)
+        _checks.check_numbers(saved, merged, "scheduler", path / STATE)
+        merged.update(saved)
+        try:
+            scheduler.load_state_dict(merged)
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise CheckpointError(f"{path / STATE}: 'scheduler' does not fit the scheduler: {e}") from e
     if restore_rng:
-        _rng.restore_rng(_read_safetensors(path / RNG), state["rng"])
+        try:
+            _rng.restore_rng(_read_safetensors(path / RNG), state["rng"])
+        except (ValueError, KeyError, TypeError, IndexError, OverflowError, RuntimeError) as e:
+            raise CheckpointError(f"{path / RNG} with {path / STATE} 'rng': not a random generator state "
+                                  f"({type(e).__name__}: {e})") from e
     return _decode(state["trainer_state"], extra, path / EXTRA)
 
 
@@ -366,6 +384,8 @@ def _read_safetensors(path: Path) -> dict[str, Tensor]:
             aliases = json.loads((f.metadata() or {}).get(_ALIASES, "{}"))
     except Exception as e:
         raise CheckpointError(f"{path}: unreadable ({type(e).__name__}: {e})") from e
+    if not isinstance(aliases, dict) or not all(isinstance(t, str) and t in tensors for t in aliases.values()):
+        raise CheckpointError(f"{path}: metadata {_ALIASES!r} must map names to tensors of the file, got {aliases!r}")
     for alias, target in aliases.items():
         tensors[alias] = tensors[target]  # same object: tied parameters get the same values
     return tensors

@@ -19,8 +19,12 @@ optimizer, scheduler, state, cfg) first. The loop never knows which callbacks ex
                 if loss or grad_norm is not finite:
                     zero grads, skip the step, fire on_nonfinite(ctx, loss=..., grad_norm=...)
                     raise TrainingError after max_nonfinite_steps in a row
-                else:
+                else:                                      # state.step_loss: the step's mean loss
                     fire on_before_optimizer_step(ctx)
+                    if state.rewind_to:                    # a callback named a checkpoint to go back to
+                        drop the gradients; rewind(ctx)    # training/rewind.py: as --resume, in-process
+                        fire on_rewind(ctx)                # e.g. the loss-spike rollback lowers the LR
+                        go on at the restored (epoch, batch_in_epoch); on_epoch_start fires again
                     optimizer.step()
                     fire on_after_optimizer_step(ctx)      # grads still there: AdaLoRA's budget step
                     scheduler.step(); zero_grad(); state.step += 1
@@ -32,6 +36,11 @@ optimizer, scheduler, state, cfg) first. The loop never knows which callbacks ex
         fire on_epoch_end(ctx)                             # unfreezing, epoch checkpoints
     fire on_fit_end(ctx)
 
+Going back: a callback that sets `ctx.state.rewind_to` to a checkpoint folder (training/spike.py does, on
+a loss spike, when `train.spike_factor` is set) has the loop restore weights, optimizer, scheduler,
+callback states, RNG and position from it at the next step boundary; `on_rewind` then fires, so a
+callback can adjust the restored state (lower the LR) and one that keeps transient state resets it.
+
 `on_evaluate` sees `ctx.state.improved` (did the monitored metric improve?) so the best-model saver
 and early stopping need no bookkeeping of their own. A callback with `state_dict()` and
 `load_state_dict()` is saved in every checkpoint and restored on `--resume`.
@@ -40,5 +49,5 @@ and early stopping need no bookkeeping of their own. A callback with `state_dict
 EVENTS = (
     "on_fit_start", "on_epoch_start", "on_batch_start", "on_loss", "on_after_backward",
     "on_nonfinite", "on_before_optimizer_step", "on_after_optimizer_step", "on_log", "on_evaluate", "on_step_end",
-    "on_epoch_end", "on_fit_end",
+    "on_epoch_end", "on_fit_end", "on_rewind",
 )

@@ -40,8 +40,12 @@ class TrainState:
     # Callbacks read these instead of re-deriving them, so none depends on another's order.
     accum_boundary: bool = False  # its backward completes the gradients: an optimizer step follows
     log_step: bool = False        # ... and that step is one `on_log` fires on (every log_every_steps, and the last)
+    step_loss: Any = None         # at a step's boundary: the mean loss of its micro-batches (0-d tensor, on the device)
+    # Set by a callback that has a checkpoint folder the run must go back to; honoured after
+    # `on_before_optimizer_step` (training/rewind.py: weights, optimizer, scheduler, callbacks, RNG, position).
+    rewind_to: str | None = None
 
-    TRANSIENT = ("accum_boundary", "log_step")
+    TRANSIENT = ("accum_boundary", "log_step", "step_loss", "rewind_to")
 
     @property
     def epoch_float(self) -> float:
@@ -120,12 +124,14 @@ def fit(model: torch.nn.Module, train_set, collate: Callable, optimizer, schedul
 
     t_start = time.perf_counter() - state.train_seconds
     window_loss, window_n = 0.0, 0
+    step_loss, step_n = 0.0, 0
     cbs.fire("on_fit_start", ctx)
     model.train()
     while state.epoch < epochs and not state.should_stop:
         cbs.fire("on_epoch_start", ctx)
         order = epoch_batches(n, t.batch_size, t.seed, state.epoch,
                               lengths=lengths if cfg.data.bucket else None, weights=sample_weights)
+        rewound = False
         for i in range(state.batch_in_epoch, len(order)):
             batch = to_device(collate([train_set[j] for j in order[i]]), device)
             state.accum_boundary = (i + 1) % t.grad_accum == 0 or i + 1 == len(order)
@@ -143,9 +149,11 @@ def fit(model: torch.nn.Module, train_set, collate: Callable, optimizer, schedul
             state.samples_seen += len(order[i])
             # Kept on the device: a float() here would wait for the GPU on every micro-batch.
             window_loss, window_n = window_loss + loss.detach().float(), window_n + 1
+            step_loss, step_n = step_loss + loss.detach().float(), step_n + 1
 
             if not state.accum_boundary:
                 continue
+            state.step_loss, step_loss, step_n = step_loss / step_n, 0.0, 0
             if scaler:
                 scaler.unscale_(optimizer)
             norm = torch.nn.utils.clip_grad_norm_(params, t.max_grad_norm or float("inf"))
@@ -167,6 +175,15 @@ def fit(model: torch.nn.Module, train_set, collate: Callable, optimizer, schedul
                 continue
             state.nonfinite_in_row = 0
             cbs.fire("on_before_optimizer_step", ctx)
+            if state.rewind_to is not None:            # a callback asked to go back to a checkpoint
+                from .rewind import rewind
+                optimizer.zero_grad(set_to_none=True)  # this step's gradients are never applied
+                if scaler:
+                    scaler.update()
+                rewind(ctx)                            # weights, optimizer, scheduler, callbacks, RNG, position
+                cbs.fire("on_rewind", ctx)             # e.g. the loss-spike rollback lowers the LR here
+                window_loss, window_n, rewound = 0.0, 0, True
+                break
             if scaler:
                 scaler.step(optimizer)
                 scaler.update()
@@ -195,6 +212,8 @@ def fit(model: torch.nn.Module, train_set, collate: Callable, optimizer, schedul
                 state.should_stop, state.stop_reason = True, state.stop_reason or "max_steps reached"
             if state.should_stop:
                 break
+        if rewound:
+            continue                                   # from the restored position, as `--resume` would
         # The epoch is over (or the run stops mid-epoch): evaluate per epoch unless per-step.
         epoch_done = state.batch_in_epoch >= len(order)
         if epoch_done:

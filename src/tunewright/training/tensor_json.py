@@ -66,10 +66,14 @@ def _decode(value, tensors: dict[str, Tensor], file: Path):
         return [_decode(v, tensors, file) for v in value]
     if isinstance(value, dict):
         if set(value) == {_TENSOR}:
-            if value[_TENSOR] not in tensors:
+            if not isinstance(value[_TENSOR], str) or value[_TENSOR] not in tensors:
                 raise CheckpointError(f"{file}: missing tensor {value[_TENSOR]!r}")
             return tensors[value[_TENSOR]]
         if set(value) == {_TUPLE}:
+            if not isinstance(value[_TUPLE], list):
+                # The JSON side of `file` is the state.json beside it (checkpoint.py's layout).
+                raise CheckpointError(f"{file.with_name('state.json')}: {_TUPLE!r} must hold a list, "
+                                      f"not {value[_TUPLE]!r}")
             return tuple(_decode(v, tensors, file) for v in value[_TUPLE])
         return {k: _decode(v, tensors, file) for k, v in value.items()}
     return value
