@@ -273,6 +273,26 @@ def _train(cfg: Config, world, *, resume: bool, overwrite: bool, force: bool, ke
     main = world.is_main           # only rank 0 writes: the run folder, logs, trackers, checkpoints, model
     run_dir = on_rank0(lambda: claim_run_dir(cfg, resume, overwrite))
     ckpt_dir = run_dir / "checkpoints"
+    record = run_record(cfg, world.world)
+
+    def choose_checkpoint() -> str | None:
+        found = latest_valid(ckpt_dir)
+        if found is None:
+            print(f"note: no valid checkpoint in {ckpt_dir}; starting from the beginning")
+            return None
+        check_resume(read_record(found), record, found, force, log=lambda m: print(m, file=sys.stderr, flush=True))
+        return found.name
+
+    # Before anything is written: a refused resume leaves the run folder as it was.
+    state, resume_from, resume_step = None, None, None
+    if resume:
+        name = on_rank0(choose_checkpoint)
+        if name is not None:
+            resume_from = ckpt_dir / name
+            if not resume_from.is_dir():
+                raise TunewrightError(f"rank {world.rank} cannot see {resume_from}, which rank 0 resumes from: "
+                                      f"on several nodes, output_dir must be on a shared filesystem")
+            resume_step = int(json.loads((resume_from / "state.json").read_text())["step"])
     asm = assemble(cfg, world.world)           # bad data or a missing model fail here, before any write
     model, bundle, plans, device = asm.model, asm.bundle, asm.plans, asm.device
     optimizer, scheduler = asm.optimizer, asm.scheduler
@@ -310,25 +330,6 @@ def _train(cfg: Config, world, *, resume: bool, overwrite: bool, force: bool, ke
         save_run_model(model, run_dir / "model", to_dict(cfg), bundle.label_names, asm.preprocessor,
                        **save_options(model, cfg))
 
-    record = run_record(cfg, world.world)
-
-    def choose_checkpoint() -> str | None:
-        found = latest_valid(ckpt_dir)
-        if found is None:
-            print(f"note: no valid checkpoint in {ckpt_dir}; starting from the beginning")
-            return None
-        check_resume(read_record(found), record, found, force, log=lambda m: print(m, file=sys.stderr, flush=True))
-        return found.name
-
-    state, resume_from, resume_step = None, None, None
-    if resume:
-        name = on_rank0(choose_checkpoint)
-        if name is not None:
-            resume_from = ckpt_dir / name
-            if not resume_from.is_dir():
-                raise TunewrightError(f"rank {world.rank} cannot see {resume_from}, which rank 0 resumes from: "
-                                      f"on several nodes, output_dir must be on a shared filesystem")
-            resume_step = int(json.loads((resume_from / "state.json").read_text())["step"])
     trackers, logging = logging_callbacks(cfg, run_dir, resume_step) if main else ([], [])
     cbs = CallbackList()
     cbs.callbacks += [*logging, *([BestModelSaver(save_best)] if main else [])]
@@ -398,7 +399,7 @@ def _train(cfg: Config, world, *, resume: bool, overwrite: bool, force: bool, ke
 
 
 def data_parallel(world, cfg: Config, data, loss_fn, class_weights, device):
-    """`fit()`'s `parallel` for `world` (None in one process): DDP or FSDP over the model fit() trains,
+    """`fit()`'s `parallel` for `world` (None in one process): DDP over the model fit() trains,
     loss units for exact gradient means, and a probe batch that finds parameters the forward never uses."""
     if world.world == 1:
         return None
@@ -408,7 +409,7 @@ def data_parallel(world, cfg: Config, data, loss_fn, class_weights, device):
 
     sample = to_device(data.collate([data.train[i] for i in range(min(2, len(data.train)))]), device)
     return DataParallel(world, loss_units(cfg.task, class_weights), device,
-                        probe=lambda m: loss_fn(m(sample), sample), strategy=cfg.distributed.strategy)
+                        probe=lambda m: loss_fn(m(sample), sample))
 
 
 def run_config(run_dir) -> tuple[Config, dict]:

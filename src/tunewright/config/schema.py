@@ -162,9 +162,8 @@ class DistributedConfig:
     backend: str = opt("auto", "torch.distributed backend: auto (nccl on CUDA, gloo otherwise), gloo or nccl.",
                        ("auto", "gloo", "nccl"))
     strategy: str = opt("ddp", "ddp: every rank holds the whole model, gradients are averaged "
-                        "(DistributedDataParallel). fsdp: parameters, gradients and optimizer state are sharded "
-                        "across ranks (FSDP2, torch.distributed.fsdp.fully_shard), for models that do not fit "
-                        "one device.", ("ddp", "fsdp"))
+                        "(DistributedDataParallel). fsdp (FSDP2, fully_shard: parameters sharded across ranks) is "
+                        "refused with an error for now: docs/scale.md, 'FSDP'.", ("ddp", "fsdp"))
     timeout_minutes: float = opt(30.0, "How long a rank waits at a collective (a barrier while rank 0 writes, "
                                  "a gradient all-reduce) before it gives up with an error.")
 

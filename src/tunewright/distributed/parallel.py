@@ -1,4 +1,4 @@
-"""Several ranks training one model: what `fit()` asks of them (training/parallel.py), with DDP or FSDP2.
+"""Several ranks training one model: what `fit()` asks of them (training/parallel.py), with DDP.
 
 Exactness. Rank r holds u_r of the global micro-batch's U loss units (rows; tokens for a causal LM;
 summed class weights under a weighted loss) and computes its mean loss L_r = sum_r / u_r. DDP
@@ -58,9 +58,9 @@ class DataParallel:
     """`fit()`'s `parallel` on `world.world` ranks (see the module docstring)."""
 
     def __init__(self, world: World, units: Callable[[dict], torch.Tensor], device: torch.device,
-                 probe: Callable[[nn.Module], torch.Tensor] | None = None, strategy: str = "ddp"):
+                 probe: Callable[[nn.Module], torch.Tensor] | None = None):
         self.rank, self.world = world.rank, world.world
-        self.units, self.device, self.probe, self.strategy = units, device, probe, strategy
+        self.units, self.device, self.probe = units, device, probe
         self._wrapper: nn.Module | None = None
         self._key: tuple | None = None
         self.wraps = 0                 # how many times the model was (re-)wrapped: tests read it
@@ -72,8 +72,6 @@ class DataParallel:
         return self.device if self.device.type == "cuda" else torch.device("cpu")
 
     def _wrap(self, model: nn.Module) -> nn.Module:
-        if self.strategy == "fsdp":
-            return model                # sharded in place once (distributed/fsdp.py); nothing to re-wrap
         trainable = tuple(n for n, p in model.named_parameters() if p.requires_grad)
         key = (id(model), trainable)
         if key == self._key:
@@ -100,10 +98,7 @@ class DataParallel:
     @contextlib.contextmanager
     def replica(self, model: nn.Module, sync: bool) -> Iterator[nn.Module]:
         net = self._wrap(model)
-        if self.strategy == "fsdp":
-            model.set_requires_gradient_sync(sync)
-            yield net
-        elif sync:
+        if sync:
             yield net
         else:
             with net.no_sync():          # forward AND backward: DDP decides in forward whether to reduce

@@ -69,3 +69,11 @@ def test_train_parser_has_the_flags():
     args = build_parser().parse_args(["train", "c.yaml", "--nproc-per-node", "2", "--nnodes", "2", "--rdzv-endpoint",
                                       "h:1", "--max-restarts", "1", "--force"])
     assert (args.nproc_per_node, args.nnodes, args.rdzv_endpoint, args.max_restarts, args.force) == (2, 2, "h:1", 1, True)
+
+
+def test_fsdp_is_refused_with_the_reason():
+    from tunewright.config import load_config
+    from tunewright.distributed.env import start
+    cfg = load_config("configs/tiny.yaml", ["distributed.strategy=fsdp"])
+    with pytest.raises(ConfigError, match="fully_shard.*DTensor.*ddp"):
+        start(cfg)
