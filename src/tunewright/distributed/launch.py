@@ -8,6 +8,7 @@ is exactly what a user (or a SLURM / Kubernetes spec, docs/scale.md) may type in
 - OMP_NUM_THREADS = this node's cores split among its workers (torchrun would set 1), printed;
 - `--max-restarts K`: torchrun restarts the whole group when a worker dies; the restarted workers see
   TORCHELASTIC_RESTART_COUNT > 0 and resume from the newest valid checkpoint by themselves (run.py).
+  TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 is set with it (see `launch`).
 """
 from __future__ import annotations
 
@@ -76,6 +77,11 @@ def launch(spec: LaunchSpec, worker_args: list[str], env=None) -> int:
     env = dict(os.environ if env is None else env)
     check(spec, env)
     env[EXPECTED] = str(spec.world)
+    if spec.max_restarts:
+        # torchrun shares its rendezvous TCPStore with the workers by default; after a restart the new workers
+        # can read the killed generation's addresses from it and hang in init_process_group (seen here with
+        # gloo on torch 2.13; pytorch#135712). A fresh store per attempt avoids it.
+        env.setdefault("TORCH_DISABLE_SHARE_RDZV_TCP_STORE", "1")
     n = cores()
     threads = thread_split(n, spec.nproc_per_node)
     if "OMP_NUM_THREADS" not in env:

@@ -77,3 +77,12 @@ def test_fsdp_is_refused_with_the_reason():
     cfg = load_config("configs/tiny.yaml", ["distributed.strategy=fsdp"])
     with pytest.raises(ConfigError, match="fully_shard.*DTensor.*ddp"):
         start(cfg)
+
+
+def test_restarts_get_a_fresh_rendezvous_store_per_attempt(monkeypatch):
+    seen = {}
+    monkeypatch.setattr("subprocess.run", lambda cmd, env: seen.update(env) or type("P", (), {"returncode": 0})())
+    from tunewright.distributed.launch import launch
+    launch(LaunchSpec(nproc_per_node=2, max_restarts=1), ["train", "c.yaml"], env={})
+    assert seen["TORCH_DISABLE_SHARE_RDZV_TCP_STORE"] == "1" and seen["TUNEWRIGHT_WORLD_SIZE"] == "2"
+    assert seen["OMP_NUM_THREADS"]
