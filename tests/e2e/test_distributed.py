@@ -27,7 +27,9 @@ COMMON = ["model.dropout=0", "model.head_dropout=0", "model.attention_dropout=0"
           "checkpoint.keep_last=10", "train.eval_batch_size=16"]
 # eval_batch_size: its default is 2 x the per-rank batch, so 1 x 16 and 2 x 8 would encode the LP-FT probe's
 # features (LoRA) in batches of other shapes, and L-BFGS then stops an iteration apart.
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONPATH": str(REPO / "src")}
+# The workers import tunewright from PYTHONPATH when it is set (an installed package otherwise needs none).
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+       "PYTHONPATH": os.environ.get("PYTHONPATH") or str(REPO / "src")}
 
 pytestmark = pytest.mark.slow
 
