@@ -39,7 +39,7 @@ GLOBAL_BATCH = 32
 
 
 def job(rows: int, steps: int) -> list[str]:
-    return ["model.name=minilm", "data.train=reuters-r8", f"data.train_subset={rows}", "data.test_subset=64",
+    return ["model.name=minilm", "data.train=reuters-r8", "data.val=null", "data.test=null", f"data.train_subset={rows}", "data.test_subset=64",
             "data.max_length=128", "method=lora", "lora.r=8", "strategy_options.warm_start_head=false",
             "train.precision=fp32", f"train.max_steps={steps}", "train.log_every_steps=1", "train.progress=none",
             "checkpoint.every_steps=100000", "train.epochs=1"]
