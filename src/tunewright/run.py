@@ -27,7 +27,7 @@ from .config import Config, dump_yaml, eval_batch_size, load_config, to_dict
 from .config.load import config_from_dict
 from .config.schema import uses_method
 from .config.secrets import secret_keys
-from .errors import TunewrightError
+from .errors import ConfigError, TunewrightError
 from .evaluate import evaluate_dataset
 from .huge_pages import status as huge_pages_status
 from .optim import build_optimizer, build_scheduler, param_groups, schedule_options
@@ -126,8 +126,9 @@ def prepare(cfg: Config):
     return raw, model, preprocessor, bundle
 
 
-def build_optimization(model: torch.nn.Module, cfg: Config, plans: list, n_train: int):
+def build_optimization(model: torch.nn.Module, cfg: Config, plans: list, n_train: int, world: int = 1):
     """(optimizer, scheduler, total_steps) for `model` as the plans say; shared by train, lr-plot, lr-find.
+    `world`: the processes training together (a global micro-batch is batch_size x world rows).
 
     Every parameter that trains at any point is in the optimizer from step 0 (gradual unfreezing
     toggles requires_grad only), one param group per (layer group, LR multiple, decay).
@@ -136,7 +137,7 @@ def build_optimization(model: torch.nn.Module, cfg: Config, plans: list, n_train
     group_of = next((p.group_of for p in plans if p.group_of is not None), None)
     groups = param_groups(model, cfg.train.lr, cfg.train.weight_decay, lr_scale, group_of)
     optimizer = build_optimizer(groups, cfg.train.optimizer, cfg.train.lr, cfg.train.momentum)
-    _, _, total_steps = step_counts(n_train, cfg.train)   # the same count fit() runs
+    _, _, total_steps = step_counts(n_train, cfg.train, world)   # the same count fit() runs
     scheduler = build_scheduler(optimizer, cfg.train.schedule, total_steps, cfg.train.warmup_ratio,
                                 **schedule_options(cfg.train))
     return optimizer, scheduler, total_steps
@@ -155,9 +156,9 @@ class Assembly:
     device: torch.device
 
 
-def assemble(cfg: Config) -> Assembly:
+def assemble(cfg: Config, world: int = 1) -> Assembly:
     """Data, model, plans (strategy, then method), optimizer and scheduler, without training. Bad data or a
-    missing model fail in `prepare`, before anything is written."""
+    missing model fail in `prepare`, before anything is written. `world`: processes training together."""
     from .peft import apply_method
     from .strategies import plan_strategy
 
@@ -166,7 +167,7 @@ def assemble(cfg: Config) -> Assembly:
     plans = [plan_strategy(model, cfg)]
     plans.append(apply_method(model, cfg, plans[0]))  # the method keeps what the strategy chose (docs/peft.md)
     model.to(device)
-    optimizer, scheduler, total_steps = build_optimization(model, cfg, plans, len(bundle.train))
+    optimizer, scheduler, total_steps = build_optimization(model, cfg, plans, len(bundle.train), world)
     return Assembly(model, preprocessor, bundle, plans, optimizer, scheduler, total_steps, device)
 
 
@@ -218,12 +219,17 @@ def run_notes(asm: Assembly, cfg: Config) -> tuple[list[str], str]:
     return notes, huge_pages
 
 
+def loss_class_weights(cfg: Config, bundle) -> torch.Tensor | None:
+    """The loss's class weights under `data.imbalance: weight`, else None."""
+    if cfg.data.imbalance == "weight" and bundle.num_labels and cfg.task in ("classification", "image_classification"):
+        return class_weights(bundle.class_counts, bundle.num_labels)
+    return None
+
+
 def loss_and_sampling(cfg: Config, bundle):
     """The loss (class-weighted under `data.imbalance: weight`) and per-example sampling weights
     (`data.imbalance: sample`), or None."""
-    weights = None
-    if cfg.data.imbalance == "weight" and bundle.num_labels and cfg.task in ("classification", "image_classification"):
-        weights = class_weights(bundle.class_counts, bundle.num_labels)
+    weights = loss_class_weights(cfg, bundle)
     sample_weights = None
     if cfg.data.imbalance == "sample" and bundle.num_labels:
         cw = class_weights(bundle.class_counts, bundle.num_labels).numpy()
@@ -232,44 +238,99 @@ def loss_and_sampling(cfg: Config, bundle):
 
 
 def train(config, overrides: list[str] | None = None, *, resume: bool = False, overwrite: bool = False,
-          keep_model: bool = False, callbacks: list | None = None, **kwargs) -> RunResult:
+          force: bool = False, keep_model: bool = False, callbacks: list | None = None, **kwargs) -> RunResult:
     """Fine-tune as the config says and return the run folder and its summary.
 
     `config` is a Config, a dict, or a YAML path; `overrides` are `key.sub=value` strings; extra
     `callbacks` (plain objects with `on_*` methods, see training/events.py) join the run's own.
+    `force`: resume even when settings that change the training differ from the checkpoint's.
+
+    Started by torchrun (its RANK/WORLD_SIZE are set), every worker runs this same function: each
+    trains on its slice of every global batch (distributed/), rank 0 alone writes the run folder,
+    and the others wait for it at the end.
     """
+    from .distributed import env as dist_env
+    from .distributed.collective import barrier
+
     cfg = as_config(config, overrides, **kwargs)
-    with RunLock(Path(cfg.output_dir) / cfg.run_name):  # a second run into this folder is refused, naming us
-        return _train(cfg, resume, overwrite, keep_model, callbacks)
+    world = dist_env.start(cfg, cfg.train.device)          # one process: nothing happens
+    if world.restarts:    # torchrun restarted the workers after a failure: go on from the newest checkpoint
+        resume, overwrite = True, False
+    # Rank 0 alone writes the run folder, so it alone holds its lock: a second run into it is refused.
+    lock = RunLock(Path(cfg.output_dir) / cfg.run_name) if world.is_main else None
+    try:
+        if lock is not None:
+            lock.acquire()
+        result = _train(cfg, world, resume=resume, overwrite=overwrite, force=force, keep_model=keep_model,
+                        callbacks=callbacks)
+        barrier()                                           # the others wait until rank 0 has written
+        return result
+    finally:
+        if lock is not None:
+            lock.release()
+        if world.world > 1:
+            dist_env.stop()
 
 
-def _train(cfg: Config, resume: bool, overwrite: bool, keep_model: bool, callbacks: list | None) -> RunResult:
+def _train(cfg: Config, world, *, resume: bool, overwrite: bool, force: bool, keep_model: bool,
+           callbacks: list | None) -> RunResult:
     from .data.augment import batch_augmentations
+    from .distributed.collective import broadcast_module, on_rank0, shared_map
+    from .distributed.evaluate import evaluate_sharded
     from .models import save_run_model
     from .peft import checkpoint_state, restore_saved, save_options
-    from .training.checkpoint import latest_valid, load_checkpoint
+    from .training.checkpoint import latest_valid, load_checkpoint, read_record
+    from .training.resume_check import check_resume, run_record
     from .training.spike import spike_callbacks
 
-    run_dir = claim_run_dir(cfg, resume, overwrite)
+    if cfg.train.spike_factor is not None and world.world > 1:
+        raise ConfigError("train.spike_factor: the loss-spike rollback runs in one process only for now (each rank "
+                          "sees only its own share of the loss); leave it null under torchrun.")
+    main = world.is_main           # only rank 0 writes: the run folder, logs, trackers, checkpoints, model
+    run_dir = on_rank0(lambda: claim_run_dir(cfg, resume, overwrite))
     ckpt_dir = run_dir / "checkpoints"
-    asm = assemble(cfg)                        # bad data or a missing model fail here, before any write
+    record = run_record(cfg, world.world)
+
+    def choose_checkpoint() -> str | None:
+        found = latest_valid(ckpt_dir)
+        if found is None:
+            print(f"note: no valid checkpoint in {ckpt_dir}; starting from the beginning")
+            return None
+        check_resume(read_record(found), record, found, force, log=lambda m: print(m, file=sys.stderr, flush=True))
+        return found.name
+
+    # Before anything is written: a refused resume leaves the run folder as it was.
+    state, resume_from, resume_step = None, None, None
+    if resume:
+        name = on_rank0(choose_checkpoint)
+        if name is not None:
+            resume_from = ckpt_dir / name
+            if not resume_from.is_dir():
+                raise TunewrightError(f"rank {world.rank} cannot see {resume_from}, which rank 0 resumes from: "
+                                      f"on several nodes, output_dir must be on a shared filesystem")
+            resume_step = int(json.loads((resume_from / "state.json").read_text())["step"])
+    asm = assemble(cfg, world.world)           # bad data or a missing model fail here, before any write
     model, bundle, plans, device = asm.model, asm.bundle, asm.plans, asm.device
     optimizer, scheduler = asm.optimizer, asm.scheduler
     precision = resolve_precision(cfg.train.precision, device, cfg.train.cudnn_attention)
-    if run_dir.exists() and not resume:
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(dump_yaml(cfg))
-    data, prepare_seconds = fit_data(asm, cfg)
+
+    def make_run_dir() -> None:
+        if run_dir.exists() and not resume:
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(dump_yaml(cfg))
+    on_rank0(make_run_dir)
+    data, prepare_seconds = fit_data(asm, cfg)  # a feature cache is computed once, shared by the ranks
     notes, huge_pages = run_notes(asm, cfg)
-    for note in notes:
+    for note in notes if main else ():
         print(f"note: {note}", file=sys.stderr, flush=True)
     loss_fn, sample_weights = loss_and_sampling(cfg, bundle)
     eval_bs = eval_batch_size(cfg.train)
 
     def evaluate_split(split: str) -> dict:
         m, ds, collate = data.evals[split]     # the TaskModel, or a head over cached features
-        return evaluate_dataset(m, ds, collate, cfg.task, bundle.num_labels, eval_bs, precision)
+        # Several ranks: each runs every W-th evaluation batch; the metrics are those of all rows.
+        return evaluate_sharded(m, ds, collate, cfg.task, bundle.num_labels, eval_bs, precision)
 
     recal = max((p.bn_recalibrate_batches for p in plans), default=0)
 
@@ -285,16 +346,9 @@ def _train(cfg: Config, resume: bool, overwrite: bool, keep_model: bool, callbac
         save_run_model(model, run_dir / "model", to_dict(cfg), bundle.label_names, asm.preprocessor,
                        **save_options(model, cfg))
 
-    state, resume_from, resume_step = None, None, None
-    if resume:
-        resume_from = latest_valid(ckpt_dir)
-        if resume_from is None:
-            print(f"note: no valid checkpoint in {ckpt_dir}; starting from the beginning")
-        else:
-            resume_step = int(json.loads((resume_from / "state.json").read_text())["step"])
-    trackers, logging = logging_callbacks(cfg, run_dir, resume_step)
+    trackers, logging = logging_callbacks(cfg, run_dir, resume_step) if main else ([], [])
     cbs = CallbackList()
-    cbs.callbacks += [*logging, BestModelSaver(save_best)]
+    cbs.callbacks += [*logging, *([BestModelSaver(save_best)] if main else [])]
     if cfg.train.early_stopping_patience:
         cbs.callbacks.append(EarlyStopping(cfg.train.early_stopping_patience))
     for p in plans:
@@ -304,39 +358,51 @@ def _train(cfg: Config, resume: bool, overwrite: bool, keep_model: bool, callbac
     if trim_every:
         cbs.callbacks.append(MallocTrim(trim_every, quiet=cfg.train.malloc_trim_every is None))
     cbs.callbacks += list(callbacks or [])
-    cbs.callbacks += spike_callbacks(cfg.train, ckpt_dir, trackers)   # train.spike_factor; none by default
-    cbs.callbacks.append(Checkpointer(ckpt_dir, cfg.checkpoint.every_steps, cfg.checkpoint.keep_last, cbs,
-                                      model_state=checkpoint_state(model, cfg)))  # PEFT: no frozen base
+    if main:
+        cbs.callbacks += spike_callbacks(cfg.train, ckpt_dir, trackers)   # train.spike_factor; none by default
+        cbs.callbacks.append(Checkpointer(ckpt_dir, cfg.checkpoint.every_steps, cfg.checkpoint.keep_last, cbs,
+                                          model_state=checkpoint_state(model, cfg),  # PEFT: no frozen base
+                                          record=record))
 
     if resume_from is not None:
         trainer_state = load_checkpoint(resume_from, model=data.model, optimizer=optimizer, scheduler=scheduler)
         state = TrainState.from_dict(trainer_state["loop"])
         cbs.load_state_dict(trainer_state.get("callbacks", {}))
-        print(f"resumed from {resume_from} (step {state.step}, epoch {state.epoch}, batch {state.batch_in_epoch})")
+        if main:
+            print(f"resumed from {resume_from} (step {state.step}, epoch {state.epoch}, batch {state.batch_in_epoch})")
 
+    parallel = data_parallel(world, cfg, data, loss_fn, loss_class_weights(cfg, bundle), device)
     try:
         state = fit(data.model, data.train, data.collate, optimizer, scheduler, cfg, loss_fn=loss_fn,
                     precision=precision, evaluate=evaluate, callbacks=cbs, state=state,
-                    lengths=data.lengths, sample_weights=sample_weights)
+                    lengths=data.lengths, sample_weights=sample_weights, parallel=parallel)
     except BaseException:
         finish_logging(trackers, run_dir)  # no summary: the trackers are closed, nothing is handed over
         raise
 
-    # Final numbers come from the best weights, the ones `model/` holds.
-    if not restore_saved(model, run_dir / "model"):  # the full state dict, or the adapter + head
-        save_best(model)  # no evaluation improved (e.g. NaN metric): keep and save the last weights
+    # Final numbers come from the best weights, the ones `model/` holds; rank 0 reads them and hands them on.
+    def restore_best() -> None:
+        if not restore_saved(model, run_dir / "model"):  # the full state dict, or the adapter + head
+            save_best(model)  # no evaluation improved (e.g. NaN metric): keep and save the last weights
+    on_rank0(restore_best)
+    broadcast_module(model)
     summary = {
         "val": evaluate_split("val"),
         "test": evaluate_split("test"),
     }
     trainable, total = count_params(model)
     metric, mode = monitored(cfg.task, cfg.train.metric)
+    t = cfg.train
     summary.update({
         "trainable_params": trainable, "total_params": total, "trainable_share": trainable / max(total, 1),
         "train_seconds": round(state.train_seconds, 2), "peak_rss_mb": round(peak_rss_mb(), 1),
         "best_epoch": state.best_epoch, "best_step": state.best_step, "monitor": {"metric": metric, "mode": mode},
         "steps": state.step, "epochs_run": round(state.epoch_float if state.batch_in_epoch else state.epoch, 3),
         "samples_per_s": round(state.samples_seen / max(state.train_seconds, 1e-9), 2),
+        # the global batch of one optimizer step: batch_size rows per rank x world_size ranks x grad_accum
+        "batch_size": t.batch_size, "world_size": world.world, "grad_accum": t.grad_accum,
+        "global_batch": t.batch_size * world.world * t.grad_accum,
+        "peak_rss_mb_per_rank": shared_map(lambda _: round(peak_rss_mb(), 1), range(world.world)),
         "stop_reason": state.stop_reason, "nonfinite_steps_skipped": state.nonfinite_total,
         "cache_seconds": round(data.cache_seconds, 2), "prepare_seconds": round(prepare_seconds, 2),
         "bad_rows": len(bundle.bad_rows), "notes": notes, "precision": precision.name, "device": str(device), "huge_pages": huge_pages,
@@ -344,8 +410,23 @@ def _train(cfg: Config, resume: bool, overwrite: bool, keep_model: bool, callbac
         "label_names": bundle.label_names, "run_dir": str(run_dir),
     })
     # summary.json; the final numbers and the saved model (PEFT runs: the adapter and head) as artifacts
-    finish_logging(trackers, run_dir, summary, artifacts=[run_dir / "model"])
+    if main:
+        finish_logging(trackers, run_dir, summary, artifacts=[run_dir / "model"])
     return RunResult(run_dir, cfg, summary, model if keep_model else None)
+
+
+def data_parallel(world, cfg: Config, data, loss_fn, class_weights, device):
+    """`fit()`'s `parallel` for `world` (None in one process): DDP over the model fit() trains,
+    loss units for exact gradient means, and a probe batch that finds parameters the forward never uses."""
+    if world.world == 1:
+        return None
+    from .data.collate import to_device
+    from .distributed.parallel import DataParallel
+    from .training.losses import loss_units
+
+    sample = to_device(data.collate([data.train[i] for i in range(min(2, len(data.train)))]), device)
+    return DataParallel(world, loss_units(cfg.task, class_weights), device,
+                        probe=lambda m: loss_fn(m(sample), sample))
 
 
 def run_config(run_dir) -> tuple[Config, dict]:

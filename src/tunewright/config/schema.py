@@ -171,6 +171,18 @@ class CheckpointConfig:
 
 
 @dataclass
+class DistributedConfig:
+    """Several processes under torchrun (`tunewright train CONFIG --nproc-per-node N`, docs/scale.md)."""
+    backend: str = opt("auto", "torch.distributed backend: auto (nccl on CUDA, gloo otherwise), gloo or nccl.",
+                       ("auto", "gloo", "nccl"))
+    strategy: str = opt("ddp", "ddp: every rank holds the whole model, gradients are averaged "
+                        "(DistributedDataParallel). fsdp (FSDP2, fully_shard: parameters sharded across ranks) is "
+                        "refused with an error for now: docs/scale.md, 'FSDP'.", ("ddp", "fsdp"))
+    timeout_minutes: float = opt(30.0, "How long a rank waits at a collective (a barrier while rank 0 writes, "
+                                 "a gradient all-reduce) before it gives up with an error.")
+
+
+@dataclass
 class StrategyOptions:
     """Options of `strategy:` (docs/strategies.md). A strategy reads the keys that concern it; the
     ones marked "any strategy" combine with every strategy and every PEFT method."""
@@ -417,6 +429,8 @@ class Config:
                       "prefix_tuning, adapter, bitfit or ia3 (see docs/peft.md).", declared="method")
     train: TrainConfig = field(default_factory=TrainConfig, metadata={"help": "Optimisation and evaluation."})
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig, metadata={"help": "Resumable checkpoints."})
+    distributed: DistributedConfig = field(default_factory=DistributedConfig,
+                                           metadata={"help": "Several processes under torchrun (docs/scale.md)."})
     tracking: list = opt([], "Extra trackers besides metrics.jsonl (always written).", TRACKERS)
     compare: list = opt([], "Variants for `tunewright compare` (docs/choosing.md): strategy or method names "
                         "(`full`, `lora`), or mappings `{name: lora_r4, method: lora, lora.r: 4}` of dotted overrides.")

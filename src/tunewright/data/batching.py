@@ -64,6 +64,20 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int,
     return [batches[largest]] + batches[:largest] + batches[largest + 1:]
 
 
+def rank_slice(batch: Sequence[int], rank: int, world: int) -> list[int]:
+    """This rank's rows of one global batch: `world` contiguous slices whose sizes differ by at most one.
+
+    Contiguous, so length bucketing holds across ranks (a global batch's rows have similar lengths and
+    each rank's slice keeps that); the union over ranks is the batch, so `world` processes see exactly
+    the rows one process sees. A batch shorter than `world` leaves some ranks an empty slice.
+    """
+    if not 0 <= rank < world:
+        raise ValueError(f"rank {rank} is not in 0..{world - 1}")
+    n = len(batch)
+    start = rank * (n // world) + min(rank, n % world)
+    return list(batch[start:start + n // world + (rank < n % world)])
+
+
 def balanced_weights(targets: Sequence[int], num_labels: int) -> list[float]:
     """Per-row weight 1 / count(row's class): each class is drawn equally often on average."""
     counts = np.bincount(np.asarray(targets, dtype=np.int64), minlength=num_labels)

@@ -51,15 +51,54 @@ def lm_eval(model, dataset, collate, batch_size: int, precision) -> dict:
     return lm_metrics(nll, tokens)
 
 
-def evaluate_dataset(model, dataset, collate, task: str, num_labels: int | None, batch_size: int, precision) -> dict:
+def eval_batches(n: int, batch_size: int) -> list[range]:
+    """The evaluation batches over n rows, in order: the unit several ranks split an evaluation by, so each
+    batch is computed with the same rows and shape whichever rank runs it (distributed/evaluate.py)."""
+    return [range(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
+
+
+@torch.no_grad()
+def batch_outputs(model, dataset, collate, task: str, batches, precision) -> list[tuple]:
+    """Per batch, what the metrics need: (logits (B, ...) float32, labels or None) as numpy, or for a causal
+    LM (summed token NLL, target tokens)."""
+    model.eval()
+    out = []
+    for idx in batches:
+        batch = to_device(collate([dataset[j] for j in idx]), precision.device)
+        with precision.autocast():
+            logits = model(batch)
+        if task == "causal_lm":
+            labels = batch["labels"][:, 1:]
+            lg = logits[:, :-1, :].float()
+            out.append((float(F.cross_entropy(lg.reshape(-1, lg.size(-1)), labels.reshape(-1), ignore_index=-100,
+                                              reduction="sum")), int((labels != -100).sum())))
+        else:
+            out.append((logits.float().cpu().numpy(), batch["labels"].cpu().numpy() if "labels" in batch else None))
+    return out
+
+
+def metrics_of(task: str, outputs: list[tuple], num_labels: int | None) -> dict:
+    """The task's metrics from `batch_outputs` of every batch, in batch order."""
     if task == "causal_lm":
-        return lm_eval(model, dataset, collate, batch_size, precision)
-    logits, labels = predict_logits(model, dataset, collate, batch_size, precision)
+        nll = 0.0
+        for batch_nll, _ in outputs:          # the same float additions, in the same order, as one process
+            nll += batch_nll
+        return lm_metrics(nll, sum(t for _, t in outputs))
+    if not outputs:
+        logits, labels = np.zeros((0,)), None
+    else:
+        logits = np.concatenate([o[0] for o in outputs])
+        labels = np.concatenate([o[1] for o in outputs]) if outputs[0][1] is not None else None
     if task in ("classification", "image_classification"):
         return classification_metrics(logits, labels.astype(np.int64), num_labels)
     if task == "multilabel":
         return multilabel_metrics(logits, labels)
     return regression_metrics(logits, labels)
+
+
+def evaluate_dataset(model, dataset, collate, task: str, num_labels: int | None, batch_size: int, precision) -> dict:
+    batches = eval_batches(len(dataset), batch_size)
+    return metrics_of(task, batch_outputs(model, dataset, collate, task, batches, precision), num_labels)
 
 
 def accuracy(model, dataset, batch_size: int = 512, collate=None) -> float:

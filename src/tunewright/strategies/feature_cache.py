@@ -41,6 +41,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..config import eval_batch_size
+from ..distributed.collective import shared_map
 from ..models.groups import find_block_stack
 from ..training.loop import to_device
 
@@ -116,14 +117,6 @@ def _order(dataset: Dataset) -> list[int]:
     return sorted(range(n), key=lambda i: len(dataset[i]["input_ids"]))
 
 
-def _batches(dataset: Dataset, collate: Callable, batch_size: int, device: torch.device, order: list[int]):
-    """(indices, raw labels, batch) over `dataset` in `order`."""
-    for s in range(0, len(order), batch_size):
-        idx = order[s:s + batch_size]
-        items = [dataset[j] for j in idx]
-        yield idx, [it.get("labels") for it in items], to_device(collate(items), device)
-
-
 @torch.no_grad()
 def compute_features(model: nn.Module, dataset: Dataset, collate: Callable, batch_size: int,
                      device: torch.device) -> tuple[torch.Tensor, list]:
@@ -132,9 +125,14 @@ def compute_features(model: nn.Module, dataset: Dataset, collate: Callable, batc
     model.eval()
     out: list = [None] * len(dataset)
     labels: list = [None] * len(dataset)
-    for idx, raw, batch in _batches(dataset, collate, batch_size, device, _order(dataset)):
-        for j, y, f in zip(idx, raw, model.features(batch).float().cpu()):   # (B, H) -> back in dataset order
-            out[j], labels[j] = f, y
+    order = _order(dataset)
+    chunks = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
+    # Several ranks under torchrun: each batch is encoded once in the whole world and gathered to all.
+    encoded = shared_map(lambda idx: model.features(to_device(collate([dataset[j] for j in idx]), device))
+                         .float().cpu(), chunks)
+    for idx, feats in zip(chunks, encoded):
+        for j, f in zip(idx, feats):                                        # (B, H) -> back in dataset order
+            out[j], labels[j] = f, dataset[j].get("labels")
     model.train(was_training)
     return (torch.stack(out) if out else torch.zeros(0)), labels
 
@@ -150,23 +148,28 @@ def compute_prefix(model: nn.Module, cut: Cut, dataset: Dataset, collate: Callab
         captured.append(args[0] if args else next(iter(kwargs.values())))
         raise _Captured
 
+    def encode(idx: list[int]) -> list[torch.Tensor]:
+        batch = to_device(collate([dataset[j] for j in idx]), device)
+        captured.clear()
+        with contextlib.suppress(_Captured):
+            model(batch)
+        h = captured[0].float().cpu()
+        if "attention_mask" in batch:             # (B, T, H): keep each example's real tokens (right padding)
+            lengths = batch["attention_mask"].sum(1).tolist()
+            return [h[i, :n].clone() for i, n in enumerate(lengths)]
+        return [h[i].clone() for i in range(len(idx))]
+
     was_training = model.training
     model.eval()
     out: list = [None] * len(dataset)
+    order = _order(dataset)
+    chunks = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
     handle = module.register_forward_pre_hook(hook, with_kwargs=True)
     try:
-        for idx, _, batch in _batches(dataset, collate, batch_size, device, _order(dataset)):
-            captured.clear()
-            with contextlib.suppress(_Captured):
-                model(batch)
-            h = captured[0].float().cpu()
-            if "attention_mask" in batch:         # (B, T, H): keep each example's real tokens (right padding)
-                lengths = batch["attention_mask"].sum(1).tolist()
-                for i, (j, n) in enumerate(zip(idx, lengths)):
-                    out[j] = h[i, :n].clone()
-            else:
-                for i, j in enumerate(idx):
-                    out[j] = h[i].clone()
+        # Several ranks under torchrun: each batch is encoded once in the whole world and gathered to all.
+        for idx, states in zip(chunks, shared_map(encode, chunks)):
+            for j, h in zip(idx, states):
+                out[j] = h
     finally:
         handle.remove()
         model.train(was_training)

@@ -211,9 +211,10 @@ class Checkpointer:
     """
 
     def __init__(self, root: Path, every_steps: int | None, keep_last: int, callbacks: CallbackList,
-                 model_state: Callable[[Any], dict] | None = None):
+                 model_state: Callable[[Any], dict] | None = None, record: dict | None = None):
         self.root, self.every_steps, self.keep_last, self.callbacks = Path(root), every_steps, keep_last, callbacks
         self.model_state = model_state
+        self.record = record             # what made the run, for refusing a resume with changed settings
 
         self.last_saved_step: int | None = None
 
@@ -224,7 +225,8 @@ class Checkpointer:
         trainer_state = {"loop": ctx.state.to_dict(), "callbacks": self.callbacks.state_dict()}
         save_checkpoint(self.root, ctx.state.step, model=ctx.model, optimizer=ctx.optimizer,
                         scheduler=ctx.scheduler, trainer_state=trainer_state, keep_last=self.keep_last,
-                        model_state=self.model_state(ctx.model) if self.model_state else None)
+                        model_state=self.model_state(ctx.model) if self.model_state else None,
+                        record=self.record)
         self.last_saved_step = ctx.state.step
 
     def on_step_end(self, ctx) -> None:

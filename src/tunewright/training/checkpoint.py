@@ -61,7 +61,7 @@ from tunewright.training import state_checks as _checks
 from tunewright.training.tensor_json import _decode, _decode_optimizer, _encode, _encode_optimizer
 
 __all__ = ["save_checkpoint", "list_checkpoints", "verify_checkpoint", "latest_valid",
-           "load_checkpoint", "prune_checkpoints"]
+           "load_checkpoint", "prune_checkpoints", "read_record"]
 
 FORMAT = 1
 MODEL, OPTIMIZER, RNG, EXTRA = "model.safetensors", "optimizer.safetensors", "rng.safetensors", \
@@ -81,7 +81,7 @@ _verified: dict[str, tuple] = {}
 
 def save_checkpoint(root, step: int, *, model: nn.Module, optimizer: torch.optim.Optimizer | None,
                     scheduler=None, trainer_state: dict, keep_last: int = 2,
-                    model_state: dict[str, Tensor] | None = None) -> Path:
+                    model_state: dict[str, Tensor] | None = None, record: dict | None = None) -> Path:
     """Write `<root>/step-<step:06d>/` atomically and return its path.
 
     `model_state` replaces `model.state_dict()` (e.g. only trainable parameters); if its keys
@@ -89,6 +89,8 @@ def save_checkpoint(root, step: int, *, model: nn.Module, optimizer: torch.optim
     Raises CheckpointError, before writing anything, if a floating tensor of the model state
     holds NaN or inf, or if trainer_state / optimizer state are not JSON-able.
     After the save, older checkpoints beyond the newest `keep_last` valid ones are deleted.
+    `record` (JSON): what made the run (config, data fingerprint, versions, world size, global batch),
+    read back by `read_record` so a resume with changed settings can be refused.
     """
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:
         raise ValueError(f"step must be an int >= 0, got {step!r}")
@@ -119,6 +121,7 @@ def save_checkpoint(root, step: int, *, model: nn.Module, optimizer: torch.optim
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "model": {"partial": partial, "tensors": len(state)},
         "trainer_state": trainer_json, "scheduler": sched_json, "optimizer": opt_json,
+        "record": record,
         "rng": rng_json,  # last: 1,250 ints of Mersenne Twister state
     }
     state_bytes = json.dumps(state_json, indent=1).encode()
@@ -311,6 +314,12 @@ def load_checkpoint(path, *, model: nn.Module, optimizer: torch.optim.Optimizer 
             raise CheckpointError(f"{path / RNG} with {path / STATE} 'rng': not a random generator state "
                                   f"({type(e).__name__}: {e})") from e
     return _decode(state["trainer_state"], extra, path / EXTRA)
+
+
+def read_record(path) -> dict | None:
+    """The run record saved with checkpoint `path` (see save_checkpoint), or None for a checkpoint
+    written before records existed."""
+    return json.loads((Path(path) / STATE).read_text()).get("record")
 
 
 def prune_checkpoints(root, keep_last: int) -> list[Path]:

@@ -6,13 +6,15 @@ optimizer, scheduler, state, cfg) first. The loop never knows which callbacks ex
     fire on_fit_start(ctx)
     for epoch in range(state.epoch, epochs):
         fire on_epoch_start(ctx)
-        order = epoch_batches(n, batch_size, seed, epoch, lengths)   # pure function: resumable
-        for batch in order[state.batch_in_epoch:]:
+        order = epoch_batches(n, batch_size * world, seed, epoch, lengths)   # pure function: resumable
+        for global_batch in order[state.batch_in_epoch:]:
+            batch = rank_slice(global_batch, rank, world)   # this rank's rows (all of them in one process)
             state.accum_boundary, state.log_step = ...      # this micro-batch ends a step? a logged one?
             fire on_batch_start(ctx, batch=batch)
-            logits = model(batch); loss = loss_fn(logits, batch)
-            loss = transform on_loss(ctx, loss, batch=batch)   # each callback may add a term (EWC, L2-SP)
-            (loss / grad_accum).backward()
+            with parallel.replica(model, sync=accum_boundary) as net:   # DDP; no_sync() off the boundary
+                logits = net(batch); loss = loss_fn(logits, batch)
+                loss = transform on_loss(ctx, loss, batch=batch)   # each callback may add a term (EWC, L2-SP)
+                (loss * rank_weight / grad_accum).backward()      # rank_weight: 1 in one process
             fire on_after_backward(ctx)
             if accumulation boundary:
                 grad_norm = clip_grad_norm_(...)

@@ -14,9 +14,11 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from ..data.batching import rank_slice
 from ..data.collate import to_device  # the batch contract is data's (strategies import it from here too)
 from ..errors import TrainingError
 from .callbacks import CallbackList
+from .parallel import Parallel, Single
 
 
 @dataclass
@@ -80,10 +82,11 @@ def monitored(task: str, metric: str) -> tuple[str, str]:
     return metric, mode
 
 
-def step_counts(n: int, t) -> tuple[int, int, int]:
+def step_counts(n: int, t, world: int = 1) -> tuple[int, int, int]:
     """(batches per epoch, optimizer steps per epoch, total optimizer steps) of `fit()` over `n` rows
-    with the train config `t`: the one place these numbers come from (the loop, the scheduler, lr-plot)."""
-    batches = -(-n // t.batch_size)
+    with the train config `t` on `world` processes: the one place these numbers come from (the loop,
+    the scheduler, lr-plot). A global micro-batch is `batch_size x world` rows."""
+    batches = -(-n // (t.batch_size * world))
     per_epoch = -(-batches // t.grad_accum)
     return batches, per_epoch, t.max_steps or per_epoch * t.epochs
 
@@ -92,10 +95,14 @@ def fit(model: torch.nn.Module, train_set, collate: Callable, optimizer, schedul
         loss_fn: Callable, precision, evaluate: Callable[[], dict] | None = None,
         callbacks: Sequence = (), state: TrainState | None = None,
         lengths: list[int] | None = None, sample_weights: list[float] | None = None,
-        epoch_batches: Callable | None = None) -> TrainState:
-    """Train `model` on `train_set`; `evaluate()` returns {"val": {...}, ...} when an evaluation is due."""
+        epoch_batches: Callable | None = None, parallel: Parallel | None = None) -> TrainState:
+    """Train `model` on `train_set`; `evaluate()` returns {"val": {...}, ...} when an evaluation is due.
+
+    `parallel`: the processes this one trains with (training/parallel.py); None is one process. Every
+    rank runs this same loop over the same global batches and takes its own slice of each."""
     if epoch_batches is None:
         from ..data import epoch_batches
+    par = parallel or Single()
     t = cfg.train
     device = precision.device
     state = state or TrainState()
@@ -106,7 +113,7 @@ def fit(model: torch.nn.Module, train_set, collate: Callable, optimizer, schedul
     params = [p for g in optimizer.param_groups for p in g["params"]]
 
     n = len(train_set)
-    state.batches_per_epoch, steps_per_epoch, state.total_steps = step_counts(n, t)
+    state.batches_per_epoch, steps_per_epoch, state.total_steps = step_counts(n, t, par.world)
     epochs = math.ceil(state.total_steps / steps_per_epoch)
 
     def run_evaluation() -> None:
@@ -129,27 +136,37 @@ def fit(model: torch.nn.Module, train_set, collate: Callable, optimizer, schedul
     model.train()
     while state.epoch < epochs and not state.should_stop:
         cbs.fire("on_epoch_start", ctx)
-        order = epoch_batches(n, t.batch_size, t.seed, state.epoch,
+        # The global order: a pure function of (seed, epoch), the same on every rank. One global
+        # micro-batch is batch_size x world rows; this rank trains on its own slice of each.
+        order = epoch_batches(n, t.batch_size * par.world, t.seed, state.epoch,
                               lengths=lengths if cfg.data.bucket else None, weights=sample_weights)
         rewound = False
         for i in range(state.batch_in_epoch, len(order)):
-            batch = to_device(collate([train_set[j] for j in order[i]]), device)
+            rows = rank_slice(order[i], par.rank, par.world)
+            # A rank left without rows (a last batch shorter than world) runs one row at weight 0: it must
+            # still join the gradient all-reduce.
+            batch = to_device(collate([train_set[j] for j in rows or order[i][:1]]), device)
             state.accum_boundary = (i + 1) % t.grad_accum == 0 or i + 1 == len(order)
             state.log_step = state.accum_boundary and ((state.step + 1) % t.log_every_steps == 0
                                                        or state.step + 1 == state.total_steps)
+            par.seed_micro_batch(t.seed, state.epoch, i)  # several ranks: dropout per (seed, epoch, i, rank)
             cbs.fire("on_batch_start", ctx, batch=batch)
-            with precision.autocast():
-                logits = model(batch)
-                loss = loss_fn(logits, batch)
-            loss = cbs.transform("on_loss", loss, ctx, batch=batch)  # extra terms: EWC, L2-SP, ...
-            scaled = loss / t.grad_accum
-            (scaler.scale(scaled) if scaler else scaled).backward()
+            with par.replica(model, sync=state.accum_boundary) as net:  # no_sync() around forward AND backward
+                with precision.autocast():
+                    logits = net(batch)
+                    loss = loss_fn(logits, batch)
+                loss = cbs.transform("on_loss", loss, ctx, batch=batch)  # extra terms: EWC, L2-SP, ...
+                weight = par.loss_weight(batch, real=bool(rows))  # 1 in one process
+                scaled = loss * weight / t.grad_accum
+                (scaler.scale(scaled) if scaler else scaled).backward()
             cbs.fire("on_after_backward", ctx)
             state.batch_in_epoch = i + 1
-            state.samples_seen += len(order[i])
-            # Kept on the device: a float() here would wait for the GPU on every micro-batch.
-            window_loss, window_n = window_loss + loss.detach().float(), window_n + 1
-            step_loss, step_n = step_loss + loss.detach().float(), step_n + 1
+            state.samples_seen += len(order[i])  # global rows
+            # This rank's share of the global batch's mean loss; kept on the device: a float() here would
+            # wait for the GPU on every micro-batch.
+            share = loss.detach().float() * weight / par.world
+            window_loss, window_n = window_loss + share, window_n + 1
+            step_loss, step_n = step_loss + share, step_n + 1
 
             if not state.accum_boundary:
                 continue
@@ -157,8 +174,9 @@ def fit(model: torch.nn.Module, train_set, collate: Callable, optimizer, schedul
             if scaler:
                 scaler.unscale_(optimizer)
             norm = torch.nn.utils.clip_grad_norm_(params, t.max_grad_norm or float("inf"))
-            # The step's one host sync: skipping a non-finite step must be decided before optimizer.step().
-            if not bool(torch.isfinite(norm) & torch.isfinite(loss.detach())):
+            # The step's one host sync: skipping a non-finite step must be decided before optimizer.step(),
+            # and by every rank alike.
+            if not par.all_true(torch.isfinite(norm) & torch.isfinite(loss.detach())):
                 loss_value, grad_norm = float(loss.detach()), float(norm)
                 # Skip: gradients dropped, weights and optimizer state untouched.
                 optimizer.zero_grad(set_to_none=True)
@@ -199,7 +217,8 @@ def fit(model: torch.nn.Module, train_set, collate: Callable, optimizer, schedul
             if state.log_step:
                 lrs = {f"lr/{g.get('name', k)}": g["lr"] for k, g in enumerate(optimizer.param_groups)}
                 row = {"step": state.step, "epoch": round(state.epoch_float, 4), "split": "train",
-                       "loss": float(window_loss) / max(window_n, 1), "lr": optimizer.param_groups[0]["lr"],
+                       "loss": float(par.all_sum(window_loss)) / max(window_n, 1),
+                       "lr": optimizer.param_groups[0]["lr"],
                        "grad_norm": float(norm), "samples_per_s": state.samples_seen / max(state.train_seconds, 1e-9)}
                 if len(lrs) > 1:
                     row.update(lrs)

@@ -41,3 +41,18 @@ def loss_for(task: str, label_smoothing: float = 0.0, class_weights: torch.Tenso
     if task == "causal_lm":
         return causal_lm_loss
     raise ValueError(f"task: {task!r} has no loss")
+
+
+def loss_units(task: str, class_weights: torch.Tensor | None = None):
+    """`batch -> what the task's mean loss divides by` (a float tensor): rows; the summed class weights
+    of the rows' labels under a class-weighted cross entropy; target tokens (labels[:, 1:] != -100) for
+    a causal LM. Several ranks weight their mean losses by these (distributed/parallel.py), so the
+    gradient equals one process's over the whole global batch, whatever each rank holds."""
+    def rows(batch):
+        return torch.tensor(float(batch["labels"].shape[0]))
+
+    if task == "causal_lm":
+        return lambda batch: (batch["labels"][:, 1:] != -100).sum().float().cpu()
+    if class_weights is not None and task in ("classification", "image_classification"):
+        return lambda batch: class_weights.to(batch["labels"].device)[batch["labels"]].sum().float().cpu()
+    return rows
