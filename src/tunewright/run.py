@@ -12,7 +12,6 @@ seconds, not after a 30 s model load. The run folder is:
 from __future__ import annotations
 
 import json
-import os
 import resource
 import shutil
 import sys
