@@ -112,10 +112,11 @@ def versions() -> dict:
 def run_record(cfg, world: int) -> dict:
     """What a checkpoint records about the run that wrote it (compared on resume by `changed_keys`)."""
     from ..config import to_dict
+    from ..config.secrets import redact
     from ..data.fingerprint import data_fingerprint
 
     t = cfg.train
-    return {"config": to_dict(cfg), "data_fingerprint": data_fingerprint(cfg.data), "versions": versions(),
+    return {"config": redact(to_dict(cfg)), "data_fingerprint": data_fingerprint(cfg.data), "versions": versions(),
             "world_size": world,
             "global_batch": {"batch_size": t.batch_size, "world_size": world, "grad_accum": t.grad_accum,
                              "micro": t.batch_size * world, "per_step": t.batch_size * world * t.grad_accum}}
