@@ -1,6 +1,8 @@
 """Errors users see. Each names the file, row, key or value at fault and says what is allowed."""
 from __future__ import annotations
 
+import contextlib
+
 
 class TunewrightError(Exception):
     """Base class: the CLI prints these without a traceback and exits non-zero."""
@@ -41,3 +43,25 @@ class TrainingError(TunewrightError):
 
 class MethodError(TunewrightError):
     """A parameter-efficient method cannot do what was asked on this model (e.g. merge an adapter)."""
+
+
+@contextlib.contextmanager
+def blame(path, what: str, error: type = None):
+    """Make every error raised inside the block name `path`, the file the user has to look at.
+
+    For code that rebuilds something a saved file describes (a model from tunewright_model.json, an
+    adapter from tunewright_adapter.json): what the libraries it drives raise for a bad description is
+    open-ended (transformers, huggingface_hub, peft, torch: huggingface_hub's
+    StrictDataclassFieldValidationError for a config's `hidden_size: "x"` is no ValueError), so any
+    Exception becomes `error`
+    (ModelLoadError by default) saying `f"{path}: {what} (Type: message)"`; tunewright's own errors keep
+    their type and get the path in front unless they name it already.
+    """
+    try:
+        yield
+    except TunewrightError as err:
+        if str(path) in str(err):
+            raise
+        raise type(err)(f"{path}: {what}: {err}") from err
+    except Exception as err:  # noqa: BLE001 - see the docstring
+        raise (error or ModelLoadError)(f"{path}: {what} ({type(err).__name__}: {err})") from err

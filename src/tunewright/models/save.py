@@ -18,7 +18,6 @@ and the JSON goes last, so a crash mid-save leaves the previous complete model, 
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -31,7 +30,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_model as st_load_model
 from safetensors.torch import save_model as st_save_model
 
-from tunewright.errors import CheckpointError, ModelLoadError, TunewrightError
+from tunewright.errors import CheckpointError, ModelLoadError, blame
 from tunewright.filemode import umask_mode
 from tunewright.models.image_spec import ImageSpec
 from tunewright.models.task_model import TaskModel
@@ -253,26 +252,11 @@ def _rebuild(meta: dict, model_dir: Path, pretrained: bool) -> tuple[TaskModel, 
     """The TaskModel `meta` describes (random init, or the pretrained backbone for an adapter); whatever
     stops it is an error that names the description file, since that is what the user has to look at."""
     from tunewright.models.load import build_task_model
-    with _naming(model_dir / META, "the model it describes cannot be rebuilt"):
+    with blame(model_dir / META, "the model it describes cannot be rebuilt"):
         source = _pretrained_source(meta["source"]) if pretrained else dict(meta["source"])
         return build_task_model(source, task=meta["task"], num_labels=meta["num_labels"], pooling=meta["pooling"],
                                 head_dropout=meta.get("head_dropout", 0.0), pretrained=pretrained,
                                 name=meta.get("model_name", ""))
-
-
-@contextlib.contextmanager
-def _naming(path: Path, what: str):
-    """Errors inside name `path`: tunewright's own keep their type, the ones a bad description makes the
-    libraries raise (a `source.config` that transformers cannot read, ...) become a ModelLoadError."""
-    try:
-        yield
-    except TunewrightError as err:
-        if str(path) in str(err):
-            raise
-        raise type(err)(f"{path}: {what}: {err}") from err
-    except Exception as err:  # noqa: BLE001 - what a transformers config raises is open-ended
-        # (huggingface_hub's StrictDataclassFieldValidationError for `hidden_size: "x"` is no ValueError)
-        raise ModelLoadError(f"{path}: {what} ({type(err).__name__}: {err})") from err
 
 
 def _preprocessor(model: TaskModel, extra: Any, meta: dict, model_dir: Path) -> Any:
@@ -280,6 +264,6 @@ def _preprocessor(model: TaskModel, extra: Any, meta: dict, model_dir: Path) -> 
     if meta.get("image_spec"):
         return ImageSpec.from_dict(meta["image_spec"])
     if meta.get("tokenizer"):
-        with _naming(model_dir / META, "its tokenizer cannot be loaded"):
+        with blame(model_dir / META, "its tokenizer cannot be loaded"):
             return make_preprocessor(model, extra, 224, tokenizer_dir=str(model_dir))
     return None

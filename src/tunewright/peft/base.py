@@ -45,14 +45,14 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..errors import ConfigError, MethodError, ModelLoadError
+from ..errors import ConfigError, MethodError, ModelLoadError, blame
+from .adapter_info import FORMAT, INFO, read_info, saved_method as _saved_method
 from ..training.plan import Plan
 from .layers import AdapterLayer, LoraLayer
 
-ADAPTER_DIR, HEAD_FILE, INFO = "adapter", "head.safetensors", "tunewright_adapter.json"
+ADAPTER_DIR, HEAD_FILE = "adapter", "head.safetensors"
 PEFT_CONFIG, PEFT_WEIGHTS = "adapter_config.json", "adapter_model.safetensors"
 PEFT_PREFIX = "base_model.model."          # how peft names weights in adapter_model.safetensors
-FORMAT = 1
 
 
 # ---- 1. inject ---------------------------------------------------------------------------------
@@ -252,27 +252,6 @@ def _is_adapter_param(name: str) -> bool:
     return is_adapter_param(name)
 
 
-def _saved_method(info: dict):
-    """The declaration of the method a saved adapter was trained with (tunewright_adapter.json)."""
-    from .registry import METHODS
-    method = METHODS.get(info.get("method"))
-    if method is None or method.module != info["module"]:
-        raise ModelLoadError(f"saved adapter: method {info.get('method')!r} (module {info.get('module')!r}) is not "
-                             f"a method this tunewright knows ({', '.join(METHODS)}).")
-    return method
-
-
-def read_info(adapter_dir: Path) -> dict:
-    path = Path(adapter_dir) / INFO
-    try:
-        info = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ModelLoadError(f"{adapter_dir} is not a tunewright adapter folder ({INFO} is missing).") from None
-    if not str(info.get("module", "")).startswith("tunewright.peft."):
-        raise ModelLoadError(f"{path}: unknown adapter module {info.get('module')!r}.")
-    return info
-
-
 def _adapter_dir(path) -> Path:
     """Accept a run folder, its model/ folder, or the adapter/ folder itself."""
     p = Path(path)
@@ -325,11 +304,17 @@ def load_adapter(model, path, name: Optional[str] = None, *, activate: bool = Tr
     was trained under. A model that already holds adapters gets this one beside them. Returns the name.
     """
     folder = _adapter_dir(path)
-    model_dir = folder.parent
     info = read_info(folder)
     name = name or info["adapter_name"]
     if name in adapters(model):
         raise MethodError(f"the model already holds an adapter named {name!r}; pass another name.")
+    # Options that rebuild no adapter on this model make peft, torch or the method raise what they raise.
+    with blame(folder / INFO, "the adapter it describes cannot be rebuilt on this model"):
+        return _load_adapter(model, folder, info, name, activate, trainable)
+
+
+def _load_adapter(model, folder: Path, info: dict, name: str, activate: bool, trainable: bool) -> str:
+    model_dir = folder.parent
     previous = active_adapter(model)
     if info["backend"] == "peft":
         from peft import PeftModel
