@@ -33,7 +33,7 @@ from .huge_pages import status as huge_pages_status
 from .optim import build_optimizer, build_scheduler, param_groups, schedule_options
 from .run_lock import RunLock
 from .tracking.run_log import finish as finish_logging
-from .tracking.run_log import logging_callbacks
+from .tracking.run_log import exit_status, logging_callbacks
 from .training.callbacks import BestModelSaver, CallbackList, Checkpointer, EarlyStopping, MallocTrim
 from .strategies.frozen_mode import recalibrate_bn
 from .training.loop import TrainState, fit, monitored, step_counts
@@ -316,8 +316,8 @@ def _train(cfg: Config, resume: bool, overwrite: bool, keep_model: bool, callbac
         state = fit(data.model, data.train, data.collate, optimizer, scheduler, cfg, loss_fn=loss_fn,
                     precision=precision, evaluate=evaluate, callbacks=cbs, state=state,
                     lengths=data.lengths, sample_weights=sample_weights)
-    except BaseException:
-        finish_logging(trackers, run_dir)  # no summary: the trackers are closed, nothing is handed over
+    except BaseException as e:  # no summary: the trackers record the run as killed (Ctrl-C) or failed
+        finish_logging(trackers, run_dir, status=exit_status(e), callbacks=logging)
         raise
 
     # Final numbers come from the best weights, the ones `model/` holds.
