@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
+import os
 from pathlib import Path
 from typing import Protocol
 
@@ -78,16 +78,19 @@ class JsonlTracker:
 
 
 class TensorBoardTracker:
-    """Scalars as `<split>/<metric>` at the optimizer step, via torch's SummaryWriter.
+    """Scalars as `<split>/<metric>` at the optimizer step, via torch's SummaryWriter; the final numbers
+    as `final_val/<metric>` and `final_test/<metric>` at the last step.
 
-    TensorBoard has no artifact store: an artifact is copied to `<logdir>/artifacts/` and recorded
-    in the event file as text (`artifacts/<name>`: its path and size), so the log folder alone holds
-    the saved model (or adapter) and the report."""
+    On resume, the writer starts with `purge_step = resume_step + 1`: TensorBoard's readers then hide
+    every event of the interrupted run after the checkpoint, so each step appears once.
+
+    TensorBoard has no artifact store. The saved model (or adapter), summary.json and the report stay
+    where the run wrote them, in the run folder; an artifact is recorded in the event file as text
+    (`artifacts/<name>`: each file's path relative to the run folder, and its size), not copied."""
 
     def __init__(self, logdir: str | Path, resume_step: int | None = None):
         from torch.utils.tensorboard import SummaryWriter
         self.logdir = Path(logdir)
-        # On resume TensorBoard's readers hide the interrupted run's events after the checkpoint.
         self.writer = SummaryWriter(log_dir=str(logdir),
                                     purge_step=None if resume_step is None else resume_step + 1)
 
@@ -102,19 +105,18 @@ class TensorBoardTracker:
                 self.writer.add_scalar(f"{split}/{k}", v, step)
         self.writer.flush()
 
+    def log_summary(self, summary: dict) -> None:
+        for split in ("val", "test"):
+            self.log_metrics({"step": summary.get("steps", 0), "split": f"final_{split}", **(summary.get(split) or {})})
+
     def log_artifact(self, path) -> None:
         path = Path(path)
         if not path.exists():
             return
-        dest = self.logdir / "artifacts" / path.name
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if path.is_dir():
-            shutil.copytree(path, dest, dirs_exist_ok=True)
-        else:
-            shutil.copy2(path, dest)
-        files = [f for f in ([dest] if dest.is_file() else sorted(dest.rglob("*"))) if f.is_file()]
-        listing = "\n".join(f"{f.relative_to(self.logdir)} ({f.stat().st_size:,} bytes)" for f in files)
-        self.writer.add_text(f"artifacts/{path.name}", listing)
+        files = [path] if path.is_file() else sorted(f for f in path.rglob("*") if f.is_file())
+        base = self.logdir.parent            # the run folder
+        listing = "\n".join(f"{os.path.relpath(f, base)} ({f.stat().st_size:,} bytes)" for f in files)
+        self.writer.add_text(f"artifacts/{path.name}", f"in the run folder, not copied:\n{listing}")
         self.writer.flush()
 
     def close(self, status: str = "finished") -> None:

@@ -13,6 +13,10 @@ interrupted run's folder is removed; what follows is logged as usual, each step 
 after it finished: an interrupted run synced before its resume would be a second copy on the server.)
 With `WANDB_MODE=online` the run is resumed (`resume="allow"`), and the steps it logged after the
 checkpoint are not logged again.
+
+Artifacts (the model, summary.json, the report) are added by reference to the files in the run folder
+(`policy="immutable"`): W&B's default copies each file into `~/.local/share/wandb/artifacts/staging/`,
+a copy of every model outside the run folder that nothing cleans up.
 """
 from __future__ import annotations
 
@@ -88,9 +92,14 @@ class WandbTracker:
 
 
 def _artifact(name: str, kind: str, path: Path):
+    """An artifact that refers to `path` where it lies: no staging copy outside the run folder, and
+    (`skip_cache`) no second copy in W&B's cache when `wandb sync` uploads it."""
     import wandb
     art = wandb.Artifact(name=name, type=kind)
-    (art.add_dir if path.is_dir() else art.add_file)(str(path))
+    if path.is_dir():
+        art.add_dir(str(path), policy="immutable", skip_cache=True)
+    else:
+        art.add_file(str(path), policy="immutable", skip_cache=True)
     return art
 
 

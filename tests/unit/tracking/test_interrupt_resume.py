@@ -29,6 +29,7 @@ def _overrides(tmp_path, *extra):
 def offline(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path / "wandb-data"))   # where W&B would stage copies
 
 
 def _mlflow(run_dir):
@@ -91,6 +92,10 @@ def test_killed_then_resumed_is_one_run_in_each_tracker(tmp_path, offline, read_
     wb_loss = [(h["step"], h["train/loss"]) for h in resumed["history"] if "train/loss" in h]
     assert [s for s, _ in wb_loss] == steps
     assert [v for _, v in wb_loss] == pytest.approx([v for _, v in loss], rel=1e-6)
+    # its artifacts refer to the run folder's files: nothing staged in W&B's data folder
+    paths = [p for ps in resumed["artifacts"].values() for p in ps]
+    assert paths and all(Path(p).resolve().is_relative_to(run_dir.resolve()) for p in paths), paths
+    assert not [p for p in (tmp_path / "wandb-data").rglob("*") if p.is_file()]
 
     # TensorBoard, through its own reader: the resumed writer purged what followed the checkpoint
     acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
@@ -98,3 +103,7 @@ def test_killed_then_resumed_is_one_run_in_each_tracker(tmp_path, offline, read_
     tb_loss = [(e.step, e.value) for e in acc.Scalars("train/loss")]
     assert [s for s, _ in tb_loss] == steps
     assert [v for _, v in tb_loss] == pytest.approx([v for _, v in loss], rel=1e-6)
+    final = {t for t in acc.Tags()["scalars"] if t.startswith("final_")}
+    assert {"final_val/accuracy", "final_test/accuracy"} <= final
+    assert acc.Scalars("final_test/accuracy")[0].value == pytest.approx(res.test["accuracy"])
+    assert not (run_dir / "tensorboard" / "artifacts").exists()   # the model stays in model/, once
