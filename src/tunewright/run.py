@@ -115,12 +115,14 @@ def prepare(cfg: Config):
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
     seed_everything(cfg.train.seed)
+    print("loading data ...", file=sys.stderr, flush=True)   # start-up takes seconds: say what it is doing
     raw = read_data(cfg)                       # validates every split before a model loads
     num_labels = None
     if cfg.task == "regression":
         num_labels = 1
     elif raw.label_names is not None:
         num_labels = len(raw.label_names)
+    print(f"loading model {cfg.model.name} ...", file=sys.stderr, flush=True)
     model, preprocessor = load_model(cfg, num_labels)
     bundle = augment_bundle(build_data(raw, preprocessor, cfg), preprocessor, cfg)  # train split only
     return raw, model, preprocessor, bundle

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 
 
 def add_parser(sub) -> None:
@@ -13,10 +15,32 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
+def resume_hint(args) -> str:
+    """What to type to continue an interrupted run, and from which checkpoint."""
+    from pathlib import Path
+
+    from ..run import as_config
+    from ..training.checkpoint import latest_valid
+
+    cfg = as_config(args.config, args.overrides)
+    ckpt = latest_valid(Path(cfg.output_dir) / cfg.run_name / "checkpoints")
+    command = shlex.join(["tunewright", "train", str(args.config), *args.overrides, "--resume"])
+    if ckpt is None:
+        return f"no checkpoint was written yet; `{command}` starts over"
+    step = json.loads((ckpt / "state.json").read_text())["step"]
+    return f"continue from its checkpoint at step {step} with:\n  {command}"
+
+
 def run(args) -> int:
+    # Importing torch and the model's library takes seconds before anything else can be said.
+    print(f"tunewright train {args.config}: starting ...", file=sys.stderr, flush=True)
     from ..run import train
     from .show import print_summary
 
-    result = train(args.config, args.overrides, resume=args.resume, overwrite=args.overwrite)
+    try:
+        result = train(args.config, args.overrides, resume=args.resume, overwrite=args.overwrite)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; {resume_hint(args)}", file=sys.stderr, flush=True)
+        raise SystemExit(130)  # 128 + SIGINT, as a shell reports it
     print_summary(result.summary, result.run_dir)
     return 0
