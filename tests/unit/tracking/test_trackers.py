@@ -100,3 +100,20 @@ def test_compare_variants_are_child_runs_of_the_comparison(tmp_path, monkeypatch
     assert client.get_run(child.run_id).data.tags["mlflow.parentRunId"] == parent.run_id
     assert client.get_run(parent.run_id).data.metrics["lora/test_accuracy"] == 0.5
     assert "leaderboard.csv" in {a.path for a in client.list_artifacts(parent.run_id)}
+
+
+def test_a_comparisons_store_is_in_its_folder_as_the_docs_say(tmp_path, monkeypatch):
+    """`<output_dir>/<run_name>-compare/mlflow.db`: the folder that holds the variants' run folders."""
+    from tunewright.tracking.mlflow import MlflowTracker, start_parent_run
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "unset")      # recorded, so that teardown removes what the run sets
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    compare_dir = tmp_path / "runs" / "r8-compare"
+    (compare_dir / "lora").mkdir(parents=True)
+    parent = start_parent_run(None, compare_dir)
+    child = MlflowTracker(compare_dir / "lora")
+    child.close()
+    store = f"sqlite:///{(compare_dir / 'mlflow.db').resolve()}"
+    assert parent.uri == child.uri == store and (compare_dir / "mlflow.db").is_file()
+    assert not (tmp_path / "runs" / "mlflow.db").exists()
+    assert "`<output_dir>/<run_name>-compare/mlflow.db` for a comparison" in (REPO / "docs" / "choosing.md").read_text()
