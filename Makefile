@@ -13,12 +13,15 @@ export TOKENIZERS_PARALLELISM ?= false
 
 .PHONY: demo test venv clean fashion-mnist chromium bench
 
+# The last install is the MLflow UI's page: the full mlflow wheel of the installed mlflow-skinny's
+# version, without its dependencies (pyproject.toml, the tracking extra), so that `mlflow ui` serves our stores.
 $(BIN)/.installed: pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH_PIN)
 	$(BIN)/pip install -q $(TORCH_PIN) -e '.[dev,assets,tracking,tune,lightning,federated]'
 	$(BIN)/pip install -q --no-deps $(NODEPS_ASSETS)
+	$(BIN)/pip install -q --no-deps "mlflow==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("mlflow-skinny"))')"
 	touch $@
 
 venv: $(BIN)/.installed

@@ -10,6 +10,8 @@ what the run saves (the whole model, or only the adapter and head).
     compare_dir/<variant>/         an ordinary run folder (summary.json, metrics.jsonl, model/)
     compare_dir/leaderboard.csv    one row per variant (columns: LEADERBOARD_COLUMNS)
     compare_dir/report.html        tunewright report on the whole comparison
+    compare_dir/mlflow.db          with `tracking: [mlflow]`: the comparison's MLflow store (a parent
+                                   run, one child run per variant), beside the variants' run folders
 """
 from __future__ import annotations
 
@@ -154,26 +156,23 @@ def leaderboard_markdown(rows: list[dict], metric: str = "accuracy") -> str:
     return "\n".join(lines) + "\n"
 
 
-def print_leaderboard(rows: list[dict], metric: str = "accuracy") -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    t = Table(title="tunewright compare")
+def leaderboard_cells(rows: list[dict], metric: str = "accuracy") -> tuple[list[str], list[list[str]]]:
+    """(headers, rows of text) of the terminal leaderboard, best test metric first; `tunewright compare`
+    prints them (cli/show.py), so that nothing is cut at any width."""
     cols = [("variant", "variant"), (f"val_{metric}", f"val {metric}"), (f"test_{metric}", f"test {metric}"),
             ("test_macro_f1", "test macro-F1"), ("trainable_params", "trainable"), ("trainable_share", "share"),
             ("train_seconds", "train s"), ("peak_rss_mb", "peak RSS MB"), ("latency_ms_b1", "ms/sample b1"),
             ("throughput_b32", "samples/s b32"), ("size_mb", "saved MB")]
     cols = [c for c in cols if any(c[0] in r for r in rows)]
-    for _, title in cols:
-        t.add_column(title, justify="left" if title == "variant" else "right")
+    cells = []
     for r in sorted(rows, key=lambda r: -(r.get(f"test_{metric}") or 0)):
-        cells = []
+        line = []
         for key, _ in cols:
             v = r.get(key)
-            cells.append(v if isinstance(v, str) else "" if v is None else f"{int(v):,}" if key == "trainable_params"
-                         else f"{v:.2%}" if key == "trainable_share" else f"{v:.4f}" if abs(v) < 10 else f"{v:.1f}")
-        t.add_row(*cells)
-    Console().print(t)
+            line.append(v if isinstance(v, str) else "" if v is None else f"{int(v):,}" if key == "trainable_params"
+                        else f"{v:.2%}" if key == "trainable_share" else f"{v:.4f}" if abs(v) < 10 else f"{v:.1f}")
+        cells.append(line)
+    return [title for _, title in cols], cells
 
 
 def run_compare(config, overrides: list[str] | None = None, methods: list[str] | None = None,
@@ -221,7 +220,6 @@ def run_compare(config, overrides: list[str] | None = None, methods: list[str] |
                     else leaderboard_row(compare_dir / v.name, v.name, threads))
         write_leaderboard(rows, compare_dir / "leaderboard.csv")  # after each variant: partial results survive
         (compare_dir / "leaderboard.md").write_text(leaderboard_markdown(rows))
-    print_leaderboard(rows)
     if report:
         from .report import write_report
         print(f"report: {write_report(compare_dir)}")

@@ -32,7 +32,7 @@ from .huge_pages import status as huge_pages_status
 from .optim import build_optimizer, build_scheduler, param_groups, schedule_options
 from .run_lock import RunLock
 from .tracking.run_log import finish as finish_logging
-from .tracking.run_log import logging_callbacks
+from .tracking.run_log import exit_status, logging_callbacks
 from .training.callbacks import BestModelSaver, CallbackList, Checkpointer, EarlyStopping, MallocTrim
 from .strategies.frozen_mode import recalibrate_bn
 from .training.loop import TrainState, fit, monitored, step_counts
@@ -114,12 +114,14 @@ def prepare(cfg: Config):
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
     seed_everything(cfg.train.seed)
+    print("loading data ...", file=sys.stderr, flush=True)   # start-up takes seconds: say what it is doing
     raw = read_data(cfg)                       # validates every split before a model loads
     num_labels = None
     if cfg.task == "regression":
         num_labels = 1
     elif raw.label_names is not None:
         num_labels = len(raw.label_names)
+    print(f"loading model {cfg.model.name} ...", file=sys.stderr, flush=True)
     model, preprocessor = load_model(cfg, num_labels)
     bundle = augment_bundle(build_data(raw, preprocessor, cfg), preprocessor, cfg)  # train split only
     return raw, model, preprocessor, bundle
@@ -375,8 +377,8 @@ def _train(cfg: Config, world, *, resume: bool, overwrite: bool, force: bool, ke
         state = fit(data.model, data.train, data.collate, optimizer, scheduler, cfg, loss_fn=loss_fn,
                     precision=precision, evaluate=evaluate, callbacks=cbs, state=state,
                     lengths=data.lengths, sample_weights=sample_weights, parallel=parallel)
-    except BaseException:
-        finish_logging(trackers, run_dir)  # no summary: the trackers are closed, nothing is handed over
+    except BaseException as e:  # no summary: the trackers record the run as killed (Ctrl-C) or failed
+        finish_logging(trackers, run_dir, status=exit_status(e), callbacks=logging)
         raise
 
     # Final numbers come from the best weights, the ones `model/` holds; rank 0 reads them and hands them on.

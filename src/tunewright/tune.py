@@ -10,11 +10,19 @@ TPE sampling (seeded with train.seed), median pruning on the monitored validatio
 each evaluation: a trial worse than the median of earlier trials at the same epoch stops there.
 The study lives in Optuna's SQLite storage (`<output_dir>/<run_name>-tune/study.db`), so running
 the command again resumes it and adds N more trials. The best config is written next to it.
+
+The sampler's state is kept beside the study (`sampler.pkl`, pickled after every trial, as Optuna's
+FAQ advises for resuming), so a resumed study continues the sampler's sequence: its new trials are the
+ones an uninterrupted study would have run. A sampler rebuilt from the seed would restart the sequence
+and repeat the first (random start-up) trials bit for bit.
 """
 from __future__ import annotations
 
 import json
+import os
+import pickle
 import re
+import sys
 from pathlib import Path
 
 from .config import dump_yaml, to_dict
@@ -74,15 +82,44 @@ class PruneOnEvaluate:
         self.trial.report(float(value), self.reports)   # step = evaluation index (one per epoch by default)
         self.reports += 1
         if self.trial.should_prune():
-            raise optuna.TrialPruned(f"pruned after evaluation {self.reports}: {self.metric}={value:.4f}")
+            pruned = optuna.TrialPruned(f"pruned after evaluation {self.reports}: {self.metric}={value:.4f}")
+            pruned.tracker_status = "killed"     # stopped on purpose, not failed (tracking/base.py exit_status)
+            raise pruned
 
 
-def make_study(storage: str, name: str, direction: str, seed: int, n_startup_trials: int = 2):
+def make_study(storage: str, name: str, direction: str, seed: int, n_startup_trials: int = 2, sampler=None):
+    """The study `name` in `storage`, created or loaded; `sampler` defaults to TPE seeded with `seed`."""
     import optuna
     return optuna.create_study(study_name=name, storage=storage, load_if_exists=True, direction=direction,
-                               sampler=optuna.samplers.TPESampler(seed=seed),
+                               sampler=sampler or optuna.samplers.TPESampler(seed=seed),
                                pruner=optuna.pruners.MedianPruner(n_startup_trials=n_startup_trials,
                                                                   n_warmup_steps=0))
+
+
+def resume_sampler(path: Path, seed: int, trials_before: int):
+    """The sampler saved after the last trial (its RNG where that trial left it). A study with trials but
+    no saved sampler (begun by an older tunewright) gets TPE seeded from (seed, trials so far), so it
+    does not repeat its first trials either; a new study, TPE seeded with `seed`."""
+    import numpy as np
+    import optuna
+    if path.exists():
+        try:
+            with path.open("rb") as f:       # written by save_sampler in this study's own folder
+                return pickle.load(f)
+        except Exception as e:               # e.g. pickled by another Optuna version
+            print(f"note: {path} could not be read ({type(e).__name__}: {e}); the sampler is seeded from "
+                  f"train.seed and the {trials_before} trials so far instead", file=sys.stderr)
+    if trials_before:
+        seed = int(np.random.SeedSequence([seed, trials_before]).generate_state(1)[0])
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def save_sampler(path: Path, sampler) -> None:
+    """Pickle the sampler atomically (a kill mid-write leaves the previous file)."""
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("wb") as f:
+        pickle.dump(sampler, f)
+    os.replace(tmp, path)
 
 
 def _with(base: dict, params: dict, **top) -> dict:
@@ -112,6 +149,8 @@ def tune(config, overrides: list[str] | None = None, trials: int = 10) -> Path:
     tune_dir.mkdir(parents=True, exist_ok=True)
     storage = f"sqlite:///{(tune_dir / 'study.db').resolve()}"
     study = make_study(storage, cfg.run_name, "minimize" if mode == "min" else "maximize", cfg.train.seed)
+    sampler_path = tune_dir / "sampler.pkl"
+    study.sampler = resume_sampler(sampler_path, cfg.train.seed, len(study.trials))
     base = to_dict(cfg)
     base.update(search_space={}, compare=[])
 
@@ -122,7 +161,8 @@ def tune(config, overrides: list[str] | None = None, trials: int = 10) -> Path:
         trial.set_user_attr("test", result.summary["test"])
         return float(result.summary["val"][metric])
 
-    study.optimize(objective, n_trials=trials, catch=())
+    study.optimize(objective, n_trials=trials, catch=(),
+                   callbacks=[lambda study, trial: save_sampler(sampler_path, study.sampler)])
     best = study.best_trial
     (tune_dir / "best_config.yaml").write_text(dump_yaml(config_from_dict(_with(base, best.params,
                                                                                  run_name=f"{cfg.run_name}-best"))))

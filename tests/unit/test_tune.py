@@ -109,3 +109,28 @@ def test_tune_writes_best_config_and_the_sqlite_study_resumes(tmp_path):
     assert load_config(out / "best_config.yaml").train.lr == pytest.approx(study["best_params"]["train.lr"])
     tune(cfg, trials=1)                                                     # runs on from the stored study
     assert json.loads((out / "study.json").read_text())["trials"] == 3
+
+
+def test_a_resumed_study_continues_the_samplers_sequence(tmp_path, monkeypatch):
+    """`tunewright tune` run twice (2 + 2 trials) runs the trials one run of 4 does: the resumed study's
+    new trials are not copies of the first two (TPE's first trials are random start-up trials)."""
+    from types import SimpleNamespace
+
+    import tunewright.run
+    from tunewright.tune import tune
+
+    def fake_train(cfg, **kw):      # the study and sampler are real; training is replaced by a formula
+        return SimpleNamespace(summary={"val": {"accuracy": 1 - abs(cfg.train.lr - 1e-3)}, "test": {}})
+    monkeypatch.setattr(tunewright.run, "train", fake_train)
+
+    def lrs(study_dir):
+        s = optuna.load_study(study_name="tiny", storage=f"sqlite:///{study_dir / 'study.db'}")
+        return [t.params["train.lr"] for t in s.trials]
+
+    space = {"search_space": {"train.lr": "loguniform(1e-5, 1e-2)"}}
+    resumed = tune(_tiny_dict(tmp_path / "a", **space), trials=2)
+    tune(_tiny_dict(tmp_path / "a", **space), trials=2)
+    once = tune(_tiny_dict(tmp_path / "b", **space), trials=4)
+    first, second = lrs(resumed)[:2], lrs(resumed)[2:]
+    assert len(second) == 2 and not set(first) & set(second)
+    assert lrs(resumed) == lrs(once)

@@ -17,13 +17,9 @@ def rows() -> list[tuple[str, str, str, str, str]]:
 
 
 def run(args) -> int:
-    from rich.console import Console
-    from rich.table import Table
+    from .show import print_columns
 
-    table = Table(title="tunewright packaged assets (all load offline)")
-    for col in ("kind", "name", "installed", "install with", "what"):
-        table.add_column(col, overflow="fold")
-    for r in rows():
-        table.add_row(*r)
-    Console(width=200).print(table)
+    # name first: on a narrow terminal each asset becomes a block headed by its name
+    print_columns("tunewright packaged assets (all load offline)", ["name", "kind", "installed", "install with", "what"],
+                  [(name, kind, installed, install, what) for kind, name, installed, install, what in rows()])
     return 0

@@ -18,5 +18,14 @@ def run(args) -> int:
     from ..compare import run_compare
 
     methods = [m for m in args.methods.split(",") if m.strip()] if args.methods else None
-    run_compare(args.config, args.overrides, methods, args.out, report=not args.no_report, resume=args.resume)
+    from ..compare import leaderboard_cells
+    from ..report.runs import read_leaderboard
+    from .show import print_columns
+
+    compare_dir = run_compare(args.config, args.overrides, methods, args.out, report=not args.no_report,
+                              resume=args.resume)
+    headers, cells = leaderboard_cells(read_leaderboard(compare_dir / "leaderboard.csv"))
+    print_columns("tunewright compare", headers, cells, right=[h != "variant" for h in headers])
+    if (compare_dir / "mlflow.db").exists():
+        print(f"mlflow store: mlflow ui --backend-store-uri sqlite:///{(compare_dir / 'mlflow.db').resolve()}")
     return 0

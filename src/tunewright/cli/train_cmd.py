@@ -2,6 +2,10 @@
                  [--nproc-per-node N [--nnodes M --rdzv-endpoint HOST:PORT] [--max-restarts K]]"""
 from __future__ import annotations
 
+import json
+import shlex
+import sys
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("train", help="Fine-tune as a YAML recipe says; writes runs/<run_name>/.")
@@ -23,7 +27,25 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
+def resume_hint(args) -> str:
+    """What to type to continue an interrupted run, and from which checkpoint."""
+    from pathlib import Path
+
+    from ..run import as_config
+    from ..training.checkpoint import latest_valid
+
+    cfg = as_config(args.config, args.overrides)
+    ckpt = latest_valid(Path(cfg.output_dir) / cfg.run_name / "checkpoints")
+    command = shlex.join(["tunewright", "train", str(args.config), *args.overrides, "--resume"])
+    if ckpt is None:
+        return f"no checkpoint was written yet; `{command}` starts over"
+    step = json.loads((ckpt / "state.json").read_text())["step"]
+    return f"continue from its checkpoint at step {step} with:\n  {command}"
+
+
 def run(args) -> int:
+    # Importing torch and the model's library takes seconds before anything else can be said.
+    print(f"tunewright train {args.config}: starting ...", file=sys.stderr, flush=True)
     from ..distributed.env import from_env
     from ..distributed.launch import LaunchSpec, launch
     from ..run import train
@@ -34,7 +56,11 @@ def run(args) -> int:
     if spec.wants_workers():
         flags = [f"--{k}" for k in ("resume", "overwrite", "force") if getattr(args, k)]
         return launch(spec, ["train", str(args.config), *args.overrides, *flags])
-    result = train(args.config, args.overrides, resume=args.resume, overwrite=args.overwrite, force=args.force)
+    try:
+        result = train(args.config, args.overrides, resume=args.resume, overwrite=args.overwrite, force=args.force)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; {resume_hint(args)}", file=sys.stderr, flush=True)
+        raise SystemExit(130)  # 128 + SIGINT, as a shell reports it
     if from_env().is_main:                   # under torchrun every rank has the summary; rank 0 shows it
         print_summary(result.summary, result.run_dir)
     return 0

@@ -1,3 +1,3 @@
-from .base import JsonlTracker, TensorBoardTracker, Tracker, build_trackers, flatten, log_report
+from .base import JsonlTracker, TensorBoardTracker, Tracker, build_trackers, exit_status, flatten, log_report
 
-__all__ = ["Tracker", "JsonlTracker", "TensorBoardTracker", "build_trackers", "flatten", "log_report"]
+__all__ = ["Tracker", "JsonlTracker", "TensorBoardTracker", "build_trackers", "exit_status", "flatten", "log_report"]

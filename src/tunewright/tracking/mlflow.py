@@ -5,6 +5,13 @@ database, queryable with `mlflow ui --backend-store-uri ...`, and no server to r
 `MLFLOW_TRACKING_URI` to use another store. A metric is named `<split>/<key>` and logged at the
 optimizer step, the same numbers as metrics.jsonl. `tunewright compare` opens a parent run; each
 variant's process finds its id in `TUNEWRIGHT_MLFLOW_PARENT_RUN_ID` and becomes a child run.
+
+A run ends FINISHED, KILLED (Ctrl-C) or FAILED (an error). `--resume` reopens the same MLflow run (its
+id is in `<run_dir>/mlflow.json`). MLflow's client cannot delete a logged point, so the steps the
+interrupted run logged after its checkpoint are kept, and the resumed run does not log them again: each
+step appears once. Resume is exact on a CPU (training/loop.py), so those are the numbers the resumed run
+computes too (all but throughput); where resume is not exact (a GPU's kernels), metrics.jsonl holds
+the resumed run's numbers for those steps and MLflow the interrupted run's.
 """
 from __future__ import annotations
 
@@ -18,6 +25,7 @@ from pathlib import Path
 from ..config.secrets import REDACTED, redact
 
 EXPERIMENT = "tunewright"
+RUN_STATUS = {"finished": "FINISHED", "killed": "KILLED", "failed": "FAILED"}   # tracking/base.py STATUSES
 PARENT_ENV = "TUNEWRIGHT_MLFLOW_PARENT_RUN_ID"
 
 
@@ -45,20 +53,45 @@ def _client(output_dir: Path):
 
 
 class MlflowTracker:
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, resume_step: int | None = None):
         from mlflow.entities import Metric, Param  # noqa: F401  (fail here, not mid-run, when absent)
-        self.client, exp_id, self.uri = _client(Path(run_dir).parent)
-        tags = {"tunewright.run_dir": str(Path(run_dir).resolve())}
-        parent = os.environ.get(PARENT_ENV)
-        if parent:
-            tags["mlflow.parentRunId"] = parent
-        self.run_id = self.client.create_run(exp_id, run_name=Path(run_dir).name, tags=tags).info.run_id
+        run_dir = Path(run_dir)
+        self.client, exp_id, self.uri = _client(run_dir.parent)
+        self.logged: dict[str, set[int]] = {}   # metric -> the steps after the checkpoint it has already
+        self.params: dict[str, str] = {}                # params the reopened run holds (MLflow cannot change them)
+        self.run_id = self._reopen(run_dir, resume_step) if resume_step is not None else None
+        if self.run_id is None:
+            tags = {"tunewright.run_dir": str(run_dir.resolve())}
+            parent = os.environ.get(PARENT_ENV)
+            if parent:
+                tags["mlflow.parentRunId"] = parent
+            self.run_id = self.client.create_run(exp_id, run_name=run_dir.name, tags=tags).info.run_id
         # A URI with credentials (https://user:password@host) is written without them (config/secrets.py).
-        (Path(run_dir) / "mlflow.json").write_text(json.dumps(redact({"tracking_uri": self.uri, "run_id": self.run_id})))
+        (run_dir / "mlflow.json").write_text(json.dumps(redact({"tracking_uri": self.uri, "run_id": self.run_id})))
+
+    def _reopen(self, run_dir: Path, resume_step: int) -> str | None:
+        """The interrupted run's id, set RUNNING again, with what it logged after `resume_step`; None
+        when there is none in this store (no mlflow.json, another store, or a deleted run)."""
+        from mlflow.exceptions import MlflowException
+        info = run_dir / "mlflow.json"
+        if not info.exists():
+            return None
+        run_id = json.loads(info.read_text())["run_id"]
+        try:
+            run = self.client.get_run(run_id)
+        except MlflowException:
+            return None
+        if run.info.lifecycle_stage != "active":
+            return None
+        for key in run.data.metrics:
+            self.logged[key] = {m.step for m in self.client.get_metric_history(run_id, key) if m.step > resume_step}
+        self.params = dict(run.data.params)
+        self.client.update_run(run_id, status="RUNNING")
+        return run_id
 
     def log_params(self, params: dict) -> None:
         from mlflow.entities import Param
-        ps = [Param(k, str(v)[:6000]) for k, v in params.items()]
+        ps = [Param(k, str(v)[:6000]) for k, v in params.items() if k not in self.params]
         for i in range(0, len(ps), 100):          # MLflow takes at most 100 params per batch
             self.client.log_batch(self.run_id, params=ps[i:i + 100])
 
@@ -68,6 +101,7 @@ class MlflowTracker:
         ms = [Metric(metric_name(split, k), float(v), ts, step) for k, v in row.items()
               if k not in ("step", "split", "epoch") and isinstance(v, (int, float)) and not isinstance(v, bool)
               and math.isfinite(v)]
+        ms = [m for m in ms if m.step not in self.logged.get(m.key, ())]   # the interrupted run logged it
         if ms:
             self.client.log_batch(self.run_id, metrics=ms)
 
@@ -82,8 +116,8 @@ class MlflowTracker:
         elif path.exists():
             self.client.log_artifact(self.run_id, str(path))
 
-    def close(self) -> None:
-        self.client.set_terminated(self.run_id)
+    def close(self, status: str = "finished") -> None:
+        self.client.set_terminated(self.run_id, status=RUN_STATUS[status])
 
 
 class ParentRun:

@@ -6,7 +6,8 @@ train`, with each row tagged by its phase.
         fit_examples(model, data, cfg, callbacks=[*cbs, *log.callbacks("task 1")])
         log.log({"phase": "task 1", "R_row": [...]})  # a driver's own row (evaluation after a phase)
         log.close(summary)                            # summary.json as an artifact, trackers closed
-                                                      # leaving the block unclosed (an error): trackers closed
+                                                      # leaving the block unclosed (an error): trackers closed,
+                                                      # the run recorded as failed (killed on Ctrl-C)
 
 Rows keep `fit()`'s keys; `step` counts optimizer steps over the whole run (so TensorBoard, MLflow
 and W&B draw one curve), `phase_step` the step within the phase.
@@ -56,18 +57,20 @@ class PhasedLog:
         for t in self.trackers:
             t.log_metrics(row)
 
-    def close(self, summary: Optional[dict] = None, artifacts: Sequence = ()) -> None:
+    def close(self, summary: Optional[dict] = None, artifacts: Sequence = (), status: str = "finished") -> None:
         """Write summary.json (when given), hand it and `artifacts` (e.g. saved weights) to the
-        trackers, close them. Without a summary (the run failed) nothing is written or handed over.
-        Only the first call counts."""
+        trackers, close them with `status`. Without a summary (the run failed) nothing is written or
+        handed over. Only the first call counts."""
         if self.closed:
             return
         self.closed = True
         from .run_log import finish
-        finish(self.trackers, self.run_dir, summary, artifacts)
+        finish(self.trackers, self.run_dir, summary, artifacts, status=status, callbacks=self._callbacks)
 
     def __enter__(self) -> "PhasedLog":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, exc, tb) -> None:
+        from .base import exit_status
+        # An error or Ctrl-C inside the block: the trackers record the run as failed or killed.
+        self.close(status="finished" if exc is None else exit_status(exc))

@@ -3,6 +3,9 @@
     trackers, callbacks = logging_callbacks(cfg, run_dir)     # metrics.jsonl + `tracking:`, config logged
     fit(..., callbacks=[*callbacks, ...])
     finish(trackers, run_dir, summary, artifacts=[model_dir])  # summary.json, artifacts, trackers closed
+
+A run that raised ends with `finish(trackers, run_dir, status=exit_status(exc), callbacks=callbacks)`:
+each tracker records it as killed or failed, and the progress bar ends its line.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from typing import Optional, Sequence
 from ..config import to_dict
 from ..config.secrets import redact
 from .base import build_trackers, flatten
+from .base import exit_status  # noqa: F401  (re-exported for the run drivers)
 
 
 def logging_callbacks(cfg, run_dir: Path, resume_step: int | None = None) -> tuple[list, list]:
@@ -28,9 +32,15 @@ def logging_callbacks(cfg, run_dir: Path, resume_step: int | None = None) -> tup
     return trackers, [GradNormLogger(), TrackerLogger(trackers), Progress(cfg.train.progress)]
 
 
-def finish(trackers: Sequence, run_dir: Path, summary: Optional[dict] = None, artifacts: Sequence = ()) -> None:
+def finish(trackers: Sequence, run_dir: Path, summary: Optional[dict] = None, artifacts: Sequence = (),
+           status: str = "finished", callbacks: Sequence = ()) -> None:
     """Write summary.json (when given), hand `artifacts` (e.g. the saved model) and summary.json to the
-    trackers, close them. Without a summary (the run failed) nothing is written or handed over."""
+    trackers, close them with `status` (tracking/base.py STATUSES). Without a summary (the run failed or
+    was killed) nothing is written or handed over. `callbacks` with a `close()` (the progress bar) are
+    closed first: `fit()` did not reach `on_fit_end`."""
+    for cb in callbacks:
+        if hasattr(cb, "close"):
+            cb.close()
     if summary is not None:
         (Path(run_dir) / "summary.json").write_text(json.dumps(summary, indent=2))
     for t in trackers:
@@ -39,4 +49,4 @@ def finish(trackers: Sequence, run_dir: Path, summary: Optional[dict] = None, ar
                 t.log_summary(summary)
             for path in [*artifacts, Path(run_dir) / "summary.json"]:
                 t.log_artifact(path)
-        t.close()
+        t.close(status)

@@ -91,9 +91,11 @@ class Progress:
         self._t0, self._samples = time.perf_counter(), 0
         self._step0 = ctx.state.step
         if self.mode == "rich":
+            from rich.console import Console
             from rich.progress import BarColumn, Progress as RichProgress, TextColumn, TimeRemainingColumn
             self._bar = RichProgress(TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                                     TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=False)
+                                     TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=False,
+                                     console=Console(file=self.stream))   # the stream whose TTY chose this mode
             self._bar.start()
             self._task = self._bar.add_task("train", total=ctx.state.total_steps, completed=ctx.state.step, info="")
 
@@ -130,8 +132,14 @@ class Progress:
                   f"step skipped, weights unchanged", file=self.stream, flush=True)
 
     def on_fit_end(self, ctx) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """End the bar (and its line). Also called when fit() stopped early, by Ctrl-C or an error, and so
+        never reached on_fit_end (tracking/run_log.finish): the next line does not run into the bar."""
         if self._bar is not None:
             self._bar.stop()
+            self._bar = None
 
 
 class EarlyStopping:

@@ -56,17 +56,25 @@ def test_mlflow_store_holds_the_metrics_jsonl_numbers(tmp_path, monkeypatch):
         got = sorted((e.step, e.value) for e in acc.Scalars(name))
         assert [g[0] for g in got] == [p[0] for p in sorted(expected[name])], name
         assert [g[1] for g in got] == pytest.approx([p[1] for p in sorted(expected[name])], rel=1e-6), name
-    tb_art = res.run_dir / "tensorboard" / "artifacts"
-    assert (tb_art / "summary.json").read_text() == (res.run_dir / "summary.json").read_text()
-    assert sorted(p.name for p in (tb_art / "model").rglob("*.safetensors"))
-    assert {"artifacts/model/text_summary", "artifacts/summary.json/text_summary"} <= set(acc.Tags()["tensors"])
+    assert {"final_val/accuracy", "final_test/accuracy"} <= set(acc.Tags()["scalars"])
+    assert acc.Scalars("final_test/accuracy")[0].value == pytest.approx(res.test["accuracy"])
+
+    def tb_text(tag):
+        return acc.Tensors(tag)[0].tensor_proto.string_val[0].decode()
+    # artifacts are listed with their paths in the run folder, not copied a second time
+    assert not (res.run_dir / "tensorboard" / "artifacts").exists()
+    listing = tb_text("artifacts/model/text_summary")
+    assert all(str(f.relative_to(res.run_dir)) in listing for f in (res.run_dir / "model").rglob("*") if f.is_file())
+    assert "summary.json" in tb_text("artifacts/summary.json/text_summary")
 
     # the report, written after the run, reaches all three
     from tunewright.report import write_report
     n_wandb = len(list((res.run_dir / "wandb").glob("offline-run-*")))
     report = write_report(res.run_dir, analyze=False, baselines=False)
     assert "report.html" in {a.path for a in client.list_artifacts(meta["run_id"])}
-    assert (tb_art / "report.html").read_bytes() == report.read_bytes()
+    acc = EventAccumulator(str(res.run_dir / "tensorboard"), size_guidance={"tensors": 0})
+    acc.Reload()
+    assert tb_text("artifacts/report.html/text_summary").endswith(f"report.html ({report.stat().st_size:,} bytes)")
     runs = sorted((res.run_dir / "wandb").glob("offline-run-*"))
     assert len(runs) == n_wandb + 1                                          # the report's own offline run
     assert list(runs[-1].glob("run-*.wandb"))
@@ -92,3 +100,20 @@ def test_compare_variants_are_child_runs_of_the_comparison(tmp_path, monkeypatch
     assert client.get_run(child.run_id).data.tags["mlflow.parentRunId"] == parent.run_id
     assert client.get_run(parent.run_id).data.metrics["lora/test_accuracy"] == 0.5
     assert "leaderboard.csv" in {a.path for a in client.list_artifacts(parent.run_id)}
+
+
+def test_a_comparisons_store_is_in_its_folder_as_the_docs_say(tmp_path, monkeypatch):
+    """`<output_dir>/<run_name>-compare/mlflow.db`: the folder that holds the variants' run folders."""
+    from tunewright.tracking.mlflow import MlflowTracker, start_parent_run
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "unset")      # recorded, so that teardown removes what the run sets
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    compare_dir = tmp_path / "runs" / "r8-compare"
+    (compare_dir / "lora").mkdir(parents=True)
+    parent = start_parent_run(None, compare_dir)
+    child = MlflowTracker(compare_dir / "lora")
+    child.close()
+    store = f"sqlite:///{(compare_dir / 'mlflow.db').resolve()}"
+    assert parent.uri == child.uri == store and (compare_dir / "mlflow.db").is_file()
+    assert not (tmp_path / "runs" / "mlflow.db").exists()
+    assert "`<output_dir>/<run_name>-compare/mlflow.db` for a comparison" in (REPO / "docs" / "choosing.md").read_text()
