@@ -17,7 +17,7 @@ $(BIN)/.installed: pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH_PIN)
-	$(BIN)/pip install -q $(TORCH_PIN) -e '.[dev,assets,tracking,tune,lightning]'
+	$(BIN)/pip install -q $(TORCH_PIN) -e '.[dev,assets,tracking,tune,lightning,deploy]'
 	$(BIN)/pip install -q --no-deps $(NODEPS_ASSETS)
 	touch $@
 

@@ -18,7 +18,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 SUBCOMMANDS = ["train", "eval", "predict", "generate", "merge", "lr-plot", "lr-find", "assets", "demo", "config",
                "compare", "report", "analyze", "tune", "advise",
-               "multitask", "continual", "meta-train", "adapt", "domain-adapt"]
+               "multitask", "continual", "meta-train", "adapt", "domain-adapt",
+               "export", "serve", "bench-infer"]
 
 
 def build_parser() -> argparse.ArgumentParser:
