@@ -1,0 +1,112 @@
+"""The server in-process (httpx over ASGI, lifespan on): every 4xx case, mixed-adapter batches, the event loop
+stays free while the model computes."""
+import asyncio
+import json
+import time
+
+import pytest
+
+pytest.importorskip("fastapi")
+httpx = pytest.importorskip("httpx")
+
+TEXTS = ["the striker scored twice", "shares slid after the bank cut its outlook", "snow expected overnight"]
+
+
+@pytest.fixture(scope="module")
+def engine(lora_runs):
+    from tunewright.deploy.serve.engine import TorchEngine
+    return TorchEngine([str(lora_runs[0]), str(lora_runs[1])], ["a", "b"])
+
+
+def call(app, fn):
+    async def main():
+        async with app.router.lifespan_context(app):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+                return await fn(c)
+    return asyncio.run(main())
+
+
+def test_bad_requests_get_4xx_with_a_message_and_the_server_stays_up(engine):
+    from tunewright.deploy.serve import Limits, build_app
+    app = build_app(engine, Limits(max_inputs=4, max_input_chars=50, max_body_bytes=2000))
+    cases = [(b'{"inputs": ["a"', 400, "malformed JSON"), (b'[1, 2]', 422, "JSON object"),
+             (b'{"adapter": "a"}', 422, "missing field 'inputs'"), (b'{"inputs": "text"}', 422, "must be list"),
+             (b'{"inputs": [3]}', 422, "non-empty string"),
+             (b'{"inputs": ["x"], "adapter": "../../etc/passwd"}', 404, "unknown adapter"),
+             (json.dumps({"inputs": ["x"] * 5}).encode(), 413, "limit is 4"),
+             (json.dumps({"inputs": ["x" * 51]}).encode(), 413, "limit is 50"),
+             (json.dumps({"inputs": ["x"], "pad": "y" * 3000}).encode(), 413, "body")]
+
+    async def run(c):
+        out = [(await c.post("/predict", content=body), status, msg) for body, status, msg in cases]
+        out.append((await c.post("/generate", json={"prompt": "hi", "adapter": "a"}), 400, "use POST /predict"))
+        ok = await c.post("/predict", json={"inputs": TEXTS, "adapter": "b"})
+        return out, ok
+
+    out, ok = call(app, run)
+    for resp, status, msg in out:
+        assert resp.status_code == status and msg in resp.json()["error"], (status, resp.text)
+    assert ok.status_code == 200 and len(ok.json()["predictions"]) == 3
+
+
+def test_two_adapters_in_one_batch_equal_each_served_alone(engine, lora_runs):
+    from tunewright.deploy.serve import Limits, build_app
+    from tunewright.deploy.serve.engine import TorchEngine
+    app = build_app(engine, Limits(batch_window_ms=500))       # a wide window: both requests share one pass
+    assert engine.bases[0].mixed and len(engine.bases) == 1     # one base model, two adapters
+
+    async def run(c):
+        ra, rb = await asyncio.gather(c.post("/predict", json={"inputs": TEXTS, "adapter": "a"}),
+                                      c.post("/predict", json={"inputs": TEXTS[:2], "adapter": "b"}))
+        return ra.json(), rb.json(), (await c.get("/metadata")).json()
+
+    ra, rb, meta = call(app, run)
+    assert meta["batching"] == {"forward_passes": 1, "rows": 5}
+    alone_a = TorchEngine([str(lora_runs[0])]).predict([("lora_a", t) for t in TEXTS])
+    alone_b = TorchEngine([str(lora_runs[1])]).predict([("lora_b", t) for t in TEXTS[:2]])
+    for got, want in zip(ra["predictions"] + rb["predictions"], alone_a + alone_b):
+        assert got["label"] == want["label"]
+        assert got["probs"] == pytest.approx(want["probs"], abs=1e-5)
+    assert ra["predictions"][0]["probs"] != rb["predictions"][0]["probs"]   # the adapters really differ
+
+
+def test_metadata_and_health(engine):
+    from tunewright.deploy.serve import build_app
+
+    async def run(c):
+        return (await c.get("/health")).json(), (await c.get("/metadata")).json()
+
+    health, meta = call(build_app(engine), run)
+    assert health["status"] == "ok"
+    assert meta["backend"] == "torch" and [a["name"] for a in meta["adapters"]] == ["a", "b"]
+    assert meta["adapters"][0]["labels"] == ["finance", "sports", "weather"]
+
+
+def test_the_event_loop_answers_while_a_batch_computes(engine):
+    from tunewright.deploy.serve import build_app
+
+    class Slow:                           # a model call that takes 1 s
+        runs, backend = engine.runs, "torch"
+
+        def predict(self, rows):
+            time.sleep(1.0)
+            return engine.predict(rows)
+
+    async def run(c):
+        slow = asyncio.create_task(c.post("/predict", json={"inputs": TEXTS}))
+        await asyncio.sleep(0.2)
+        t0 = time.perf_counter()
+        health = await c.get("/health")
+        took = time.perf_counter() - t0
+        return health.status_code, took, (await slow).status_code
+
+    status, took, slow_status = call(build_app(Slow()), run)
+    assert status == 200 and slow_status == 200 and took < 0.5
+
+
+def test_adapter_names_never_become_paths(lora_runs):
+    from tunewright.deploy.serve.engine import public_names
+    from tunewright.errors import ModelLoadError
+    assert public_names([str(lora_runs[0])], None) == ["lora_a"]
+    with pytest.raises(ModelLoadError, match="adapter name"):
+        public_names([str(lora_runs[0])], ["../x"])
