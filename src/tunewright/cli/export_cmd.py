@@ -2,7 +2,7 @@
 
 ONNX: one graph from token ids (or pixels) to logits, tokenizer and labels beside it, a PEFT adapter merged in;
 checked against PyTorch before the command returns (tunewright/deploy/onnx_export.py). GGUF: a causal-LM run,
-merged, for llama.cpp and Ollama (tunewright/deploy/gguf_export.py).
+merged, for llama.cpp and Ollama: not implemented yet (the command says so).
 """
 from __future__ import annotations
 
@@ -14,19 +14,14 @@ def add_parser(sub) -> None:
     p.add_argument("--quantize", choices=["int8"], help="ONNX: add model.int8.onnx (dynamic int8 MatMul/Gemm).")
     p.add_argument("--output", help="Output folder (default: RUN_DIR/export/onnx, or RUN_DIR/export/model.gguf).")
     p.add_argument("--no-eval", action="store_true", help="ONNX: skip the accuracy and speed on the test split.")
-    p.add_argument("--dtype", choices=["f32", "f16"], default="f32", help="GGUF: tensor type of the weights.")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     if args.format == "gguf":
-        from ..deploy.gguf_export import export_gguf
-        if args.quantize:
-            from ..errors import ConfigError
-            raise ConfigError("--quantize applies to ONNX; GGUF files are written as --dtype f32 or f16 (quantize "
-                              "them further with llama.cpp's llama-quantize)")
-        export_gguf(args.run_dir, args.output, dtype=args.dtype)
-        return 0
+        from ..errors import ConfigError
+        # Not written yet (issue #17, GGUF part): the writer, the q/k rotary permutation and the tokenizer metadata.
+        raise ConfigError("--format gguf is not implemented yet; export a causal LM with `tunewright merge` for now")
     from ..deploy.onnx_export import export_onnx
     export_onnx(args.run_dir, args.output, quantize=args.quantize, evaluate=not args.no_eval)
     return 0
