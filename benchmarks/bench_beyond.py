@@ -73,7 +73,6 @@ def part_multitask() -> dict:
     return {"single": single, "rows": rows, "sizes": sizes, "settings": MULTITASK}
 
 
-CL_METHODS = ("naive", "ewc", "online_ewc", "replay", "lwf", "adapters")
 CL_TEXT = {"train": {"epochs": 5, "batch_size": 32, "lr": 1e-3, "seed": 42},
            "continual": {"benchmark": "text", "scenario": "task", "train_per_task": 600, "test_per_task": 400,
                          "ewc_lambda": 1000.0, "buffer_size": 200, "replay_batch": 16}}
@@ -84,12 +83,13 @@ CL_FASHION = {"train": {"epochs": 2, "batch_size": 32, "lr": 1e-3}, "model": {"n
 
 def _continual(settings: dict, scenarios) -> dict:
     from tunewright.continual.driver import load_tasks, run_sequence
+    from tunewright.continual.methods import METHODS     # every declared method, in declaration order
     out = {"settings": settings, "rows": []}
     for scenario in scenarios:
         cfg = cfg_of({**settings, "continual": {**settings["continual"], "scenario": scenario}})
         loaded = load_tasks(cfg, CACHE)
         out["sizes"] = [[len(a), len(b)] for a, b in loaded[0]]
-        for m in CL_METHODS:
+        for m in METHODS:
             r = run_sequence(cfg, m, loaded)
             out["rows"].append(r)
             print({k: r[k] for k in ("method", "scenario", "acc", "bwt", "fwt", "seconds")}, flush=True)

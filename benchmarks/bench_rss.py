@@ -20,17 +20,19 @@ import argparse
 import ctypes
 import json
 import os
-import resource
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+
+from _peft_throughput import job_throughput  # noqa: E402
+
 OUT = HERE / "results" / "rss.json"
 README = HERE / "README.md"
 START, END = "<!-- bench_rss:start -->", "<!-- bench_rss:end -->"
@@ -38,7 +40,7 @@ M_MMAP_THRESHOLD = -3                     # glibc mallopt parameter number
 STEPS, WARMUP = 20, 2
 
 # variant -> (what it changes, tunewright config overrides (None: the Trainer), malloc setting, environment).
-# THP_MEM_ALLOC_ENABLE is set for each child process explicitly: "1" is what `import tunewright`
+# THP_MEM_ALLOC_ENABLE is set for each child process explicitly: "1" is what the `tunewright` command
 # sets by default (tunewright/huge_pages.py), "0" is torch's own default and the Trainer's.
 ON, OFF = {"THP_MEM_ALLOC_ENABLE": "1"}, {"THP_MEM_ALLOC_ENABLE": "0"}
 VARIANTS = {
@@ -66,10 +68,6 @@ VARIANTS = {
 }
 
 
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
 def _huge() -> bool:
     """Whether the child's torch allocator ran on huge pages (checks that the env setting took)."""
     from tunewright.huge_pages import active
@@ -77,30 +75,14 @@ def _huge() -> bool:
 
 
 def run_variant(name: str) -> dict:
-    import bench_peft as bp
     _, over, malloc, _ = VARIANTS[name]
     libc = ctypes.CDLL("libc.so.6")
     if isinstance(malloc, int):
         assert libc.mallopt(M_MMAP_THRESHOLD, malloc) == 1
-    if over is None:                                   # the Trainer: bench_peft's own throughput job
-        res = bp.job_throughput("hf_trainer", STEPS, WARMUP)
-        return {"samples_per_s": res["samples_per_s"], "peak_rss_mb": res["peak_rss_mb"], "huge_pages": _huge()}
-    from tunewright.run import train
-    marks: dict = {"t": []}
-
-    class Clock:
-        def on_step_end(self, ctx):
-            marks["t"].append(time.perf_counter())
-            marks["rss"] = _peak_mb()
-    with tempfile.TemporaryDirectory() as out:
-        train(bp.r8_config("lora", out, "rss", **{
-            "data.train_subset": bp.throughput_rows(STEPS, WARMUP), "data.test_subset": 64, "data.max_length": 128,
-            "model.attention_dropout": None, "train.precision": "fp32", "lora.target_modules": ["query", "value"], "lora.dropout": 0.1,
-            "train.max_steps": STEPS + WARMUP, "train.warmup_ratio": 0.0, "train.eval_every_steps": 10 ** 6,
-            **over}), callbacks=[Clock()])
-    t = marks["t"]
-    return {"samples_per_s": round(STEPS * 32 / (t[-1] - t[WARMUP - 1]), 2), "peak_rss_mb": round(marks["rss"], 1),
-            "huge_pages": _huge()}
+    # bench_peft.py's throughput job: the Trainer as it is, tunewright with the variant's overrides
+    res = (job_throughput("hf_trainer", STEPS, WARMUP) if over is None else
+           job_throughput("tunewright", STEPS, WARMUP, run_name="rss", **over))
+    return {"samples_per_s": res["samples_per_s"], "peak_rss_mb": res["peak_rss_mb"], "huge_pages": _huge()}
 
 
 def render(results: dict) -> str:

@@ -3,14 +3,14 @@
     import tunewright
     result = tunewright.train("configs/demo.yaml")           # or a dict, or a Config
     result.summary["test"]["accuracy"], result.run_dir
+
+Importing tunewright changes nothing in the process. On a CPU, `tunewright.huge_pages.request()`,
+called before torch's first tensor, puts torch's CPU allocator on huge pages as the `tunewright`
+command does (tunewright/huge_pages.py).
 """
-__version__ = "0.1.0"
+from .version import __version__
 
-from . import huge_pages as _huge_pages  # noqa: E402
-
-_huge_pages.request()  # before torch's first CPU allocation; why: tunewright/huge_pages.py
-
-from .config import Config, load_config  # noqa: E402
+from .config import Config, load_config
 
 
 def train(config, overrides=None, **kwargs):

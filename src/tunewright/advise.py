@@ -101,7 +101,7 @@ def recommend(e: Evidence, epochs: int = 3,
 
 
 def _features(model, bundle, idx, bs: int = 32) -> np.ndarray:
-    from .training.loop import to_device
+    from .data.collate import to_device
     out = []
     with torch.no_grad():
         for s in range(0, len(idx), bs):

@@ -41,6 +41,7 @@ def variant_of(entry) -> Variant:
     """`"lora"` -> method lora; `"feature_extraction"` -> that strategy; a mapping -> its overrides."""
     from .peft import METHODS
     from .strategies import STRATEGIES
+    peft_methods = [m for m, spec in METHODS.items() if spec.freezes_base]     # not `none`
 
     if isinstance(entry, dict):
         entry = dict(entry)
@@ -53,10 +54,10 @@ def variant_of(entry) -> Variant:
     name = str(entry).strip()
     if name in STRATEGIES:
         return Variant(name, {"strategy": name, "method": "none"})
-    if name in METHODS and name != "none":
+    if name in peft_methods:
         return Variant(name, {"strategy": "full", "method": name})
     raise ConfigError(f"compare: {name!r} is neither a strategy ({', '.join(STRATEGIES)}) nor a method "
-                      f"({', '.join(m for m in METHODS if m != 'none')}).")
+                      f"({', '.join(peft_methods)}).")
 
 
 def variants_for(cfg, methods: list[str] | None) -> list[Variant]:
@@ -97,7 +98,7 @@ def inference_speed(run_dir: Path, threads: int | None = None, **kw) -> dict:
     from .data import build_data, read_data
     from .evaluate.speed import measure_speed
     from .run import load_run
-    from .training.loop import to_device
+    from .data.collate import to_device
 
     cfg, model, preprocessor, _ = load_run(run_dir)
     bundle = build_data(read_data(cfg), preprocessor, cfg)
@@ -132,12 +133,6 @@ def write_leaderboard(rows: list[dict], path: Path) -> None:
         w = csv.DictWriter(f, fieldnames=cols)
         w.writeheader()
         w.writerows(rows)
-
-
-def read_leaderboard(path: Path) -> list[dict]:
-    with open(path) as f:
-        return [{k: (v if k == "variant" else float(v) if v != "" else None) for k, v in r.items()}
-                for r in csv.DictReader(f)]
 
 
 def leaderboard_markdown(rows: list[dict], metric: str = "accuracy") -> str:
@@ -208,6 +203,7 @@ def run_compare(config, overrides: list[str] | None = None, methods: list[str] |
         env["TUNEWRIGHT_MLFLOW_PARENT_RUN_ID"] = parent.run_id
     rows = []
     board = compare_dir / "leaderboard.csv"
+    from .report.runs import read_leaderboard
     previous = {r["variant"]: r for r in read_leaderboard(board)} if resume and board.exists() else {}
     for v in variants:
         vcfg = variant_config(base, v, compare_dir)

@@ -16,12 +16,17 @@ trimming and bucketing it went the other way (partly used huge pages count whole
 default for tunewright's loop, not advice for every program.
 
 Why it is not a config key: a config is read long after torch has made its first tensor, and
-from then on the variable is never read again. So the request is made where tunewright is
-imported: `import tunewright` sets `THP_MEM_ALLOC_ENABLE=1` unless the environment already has
-the variable, whatever its value (`THP_MEM_ALLOC_ENABLE=0` opts out). Like any environment
-variable it reaches child processes. If torch allocated before tunewright was imported, the
-request comes too late; `status()` says so, and a training run on a CPU prints a note.
+from then on the variable is never read again. So the request is made by the entry point, before
+torch allocates: the `tunewright` command (cli/main.py) calls `request()` first thing. Importing
+the library changes nothing; in Python, call it yourself before your first tensor:
 
+    import tunewright.huge_pages
+    tunewright.huge_pages.request()        # THP_MEM_ALLOC_ENABLE=1 unless already set; 0 opts out
+
+`request()` sets `THP_MEM_ALLOC_ENABLE=1` unless the environment already has the variable,
+whatever its value (`THP_MEM_ALLOC_ENABLE=0` opts out). Like any environment variable it reaches
+child processes. If torch allocated before the request, it comes too late; `status()` says so,
+and a training run on a CPU prints a note.
 Where the kernel's THP mode is `never`, the madvise fails quietly and nothing changes.
 """
 from __future__ import annotations
@@ -90,5 +95,5 @@ def status() -> str:
         return "unavailable (not Linux)"
     if kernel_mode() == "never":               # requested in time, but the kernel declines huge pages
         return "off (kernel THP mode never)"
-    return ("off (torch allocated a CPU tensor before tunewright was imported; import tunewright first, "
-            f"or export {ENV}=1)")
+    return ("off (not requested before torch's first CPU tensor; call tunewright.huge_pages.request() first "
+            f"(the tunewright command does), or export {ENV}=1)")

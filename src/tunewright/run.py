@@ -23,17 +23,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import Config, dump_yaml, load_config, to_dict
+from .config import Config, dump_yaml, eval_batch_size, load_config, to_dict
 from .config.load import config_from_dict
+from .config.schema import uses_method
 from .errors import TunewrightError
 from .evaluate import evaluate_dataset
 from .huge_pages import status as huge_pages_status
 from .optim import build_optimizer, build_scheduler, param_groups, schedule_options
-from .tracking import build_trackers, flatten
-from .training.callbacks import (BestModelSaver, CallbackList, Checkpointer, EarlyStopping, MallocTrim, Progress,
-                                 TrackerLogger)
+from .tracking.run_log import finish as finish_logging
+from .tracking.run_log import logging_callbacks
+from .training.callbacks import BestModelSaver, CallbackList, Checkpointer, EarlyStopping, MallocTrim
 from .strategies.frozen_mode import recalibrate_bn
-from .training.loop import TrainState, fit, monitored
+from .training.loop import TrainState, fit, monitored, step_counts
 from .training.losses import loss_for
 from .training.precision import resolve_device, resolve_precision
 
@@ -58,14 +59,30 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
 
 
+def check_options(cfg: Config) -> Config:
+    """The checks the config layer cannot make itself (config sits below the modules that hold these
+    rules): strategy, schedule and L2-SP options (strategies/options.py) and augmentation (data/augment.py).
+    Each error names the key, the value given and what is allowed."""
+    from . import peft, strategies  # noqa: F401  (importing them declares the allowed `method:`/`strategy:` values)
+    from .config.declared import check
+    from .data.augment import check_augmentation
+    from .strategies.options import check_options as check_strategy_options
+    check("method", cfg.method)       # again here: a Config loaded before peft was imported was not checked
+    check("strategy", cfg.strategy)
+    check_strategy_options(cfg)
+    check_augmentation(cfg)
+    return cfg
+
+
 def as_config(config, overrides=None, **kwargs) -> Config:
+    """A YAML path, dict or Config (+ dotted overrides, + keyword sections) -> a Config checked in full."""
     if isinstance(config, Config):
         if overrides or kwargs:
-            return config_from_dict({**to_dict(config), **kwargs}, overrides)
-        return config
+            return check_options(config_from_dict({**to_dict(config), **kwargs}, overrides))
+        return check_options(config)
     if isinstance(config, dict):
-        return config_from_dict({**config, **kwargs}, overrides)
-    return load_config(config, overrides, **kwargs)
+        return check_options(config_from_dict({**config, **kwargs}, overrides))
+    return check_options(load_config(config, overrides, **kwargs))
 
 
 def count_params(model: torch.nn.Module) -> tuple[int, int]:
@@ -117,8 +134,7 @@ def build_optimization(model: torch.nn.Module, cfg: Config, plans: list, n_train
     group_of = next((p.group_of for p in plans if p.group_of is not None), None)
     groups = param_groups(model, cfg.train.lr, cfg.train.weight_decay, lr_scale, group_of)
     optimizer = build_optimizer(groups, cfg.train.optimizer, cfg.train.lr, cfg.train.momentum)
-    steps_per_epoch = -(-(-(-n_train // cfg.train.batch_size)) // cfg.train.grad_accum)
-    total_steps = cfg.train.max_steps or steps_per_epoch * cfg.train.epochs
+    _, _, total_steps = step_counts(n_train, cfg.train)   # the same count fit() runs
     scheduler = build_scheduler(optimizer, cfg.train.schedule, total_steps, cfg.train.warmup_ratio,
                                 **schedule_options(cfg.train))
     return optimizer, scheduler, total_steps
@@ -126,7 +142,9 @@ def build_optimization(model: torch.nn.Module, cfg: Config, plans: list, n_train
 
 @dataclass
 class Assembly:
+    """A run put together up to the loop: what `train`, `lr-find` and `lr-plot` share."""
     model: torch.nn.Module
+    preprocessor: object
     bundle: object
     plans: list
     optimizer: torch.optim.Optimizer
@@ -136,30 +154,75 @@ class Assembly:
 
 
 def assemble(cfg: Config) -> Assembly:
-    """Data, model, plans, optimizer and scheduler as `train` builds them, without training
-    (for `tunewright lr-plot` and `lr-find`)."""
+    """Data, model, plans (strategy, then method), optimizer and scheduler, without training. Bad data or a
+    missing model fail in `prepare`, before anything is written."""
     from .peft import apply_method
     from .strategies import plan_strategy
 
     device = resolve_device(cfg.train.device)
-    _, model, _, bundle = prepare(cfg)
+    _, model, preprocessor, bundle = prepare(cfg)
     plans = [plan_strategy(model, cfg)]
-    plans.append(apply_method(model, cfg, plans[0]))
+    plans.append(apply_method(model, cfg, plans[0]))  # the method keeps what the strategy chose (docs/peft.md)
     model.to(device)
     optimizer, scheduler, total_steps = build_optimization(model, cfg, plans, len(bundle.train))
-    return Assembly(model, bundle, plans, optimizer, scheduler, total_steps, device)
+    return Assembly(model, preprocessor, bundle, plans, optimizer, scheduler, total_steps, device)
 
 
-def logging_callbacks(cfg: Config, run_dir: Path, resume_step: int | None = None) -> tuple[list, list]:
-    """(trackers, callbacks) that log a run: metrics.jsonl always, plus the `tracking:` trackers, which
-    have been given the config; the callbacks send `fit()`'s rows to them and show progress.
-    Shared by `train` and the drivers (multitask/, continual/, meta/, domain/); close the trackers at the end."""
-    from .training.grad_norms import GradNormLogger  # before TrackerLogger: it adds grad_norm/<group> to rows
+def fit_data(asm: Assembly, cfg: Config):
+    """What `fit()` trains on: the bundle, or what a plan's `prepare` swaps in (the head warm start, a
+    feature cache); returns it and the seconds that took, which count as training time too."""
+    from .training.plan import FitData
 
-    trackers = build_trackers(cfg.tracking, run_dir, resume_step)
-    for t in trackers:
-        t.log_params(flatten(to_dict(cfg)))
-    return trackers, [GradNormLogger(), TrackerLogger(trackers), Progress(cfg.train.progress)]
+    data = FitData.of(asm.model, asm.bundle)
+    t0 = time.perf_counter()
+    for p in asm.plans:
+        if p.prepare is not None:
+            data = p.prepare(data, cfg, asm.device)
+    return data, time.perf_counter() - t0
+
+
+def start_state(asm: Assembly) -> None:
+    """Make the model train what it trains at step 0 of `fit()` (a gradual-unfreezing plan starts with the
+    head alone), for tools that step the optimizer outside `fit()` (lr-find)."""
+    for p in asm.plans:
+        if p.unfreezing is not None:
+            p.unfreezing.start()
+
+
+def claim_run_dir(cfg: Config, resume: bool, overwrite: bool) -> Path:
+    """The run folder. One with results or checkpoints is never replaced silently; one left by a run that
+    failed before training (bad data, missing model) holds nothing to lose and is reused."""
+    run_dir = Path(cfg.output_dir) / cfg.run_name
+    has_results = (run_dir / "summary.json").exists() or any((run_dir / "checkpoints").glob("step-*"))
+    if has_results and not resume and not overwrite:
+        raise TunewrightError(f"{run_dir} already exists. Use --resume to continue it, --overwrite to start "
+                              f"over, or another run_name.")
+    return run_dir
+
+
+def run_notes(asm: Assembly, cfg: Config) -> tuple[list[str], str]:
+    """What the run tells the user before it trains (printed, and kept in the summary), and the huge-pages state."""
+    notes = list(asm.bundle.notes) + [n for p in asm.plans for n in p.notes]
+    if uses_method(cfg) and cfg.model.attention_dropout == "auto" and hasattr(asm.model.backbone, "config"):
+        notes.append(f"model.attention_dropout auto: attention dropout is off while {cfg.method} trains (the fused "
+                     f"attention kernel runs); set model.attention_dropout to a number to keep it")
+    huge_pages = huge_pages_status()
+    if asm.device.type == "cpu" and huge_pages.startswith("off (torch"):
+        notes.append(f"huge pages {huge_pages}: CPU steps run slower and use more memory")
+    return notes, huge_pages
+
+
+def loss_and_sampling(cfg: Config, bundle):
+    """The loss (class-weighted under `data.imbalance: weight`) and per-example sampling weights
+    (`data.imbalance: sample`), or None."""
+    weights = None
+    if cfg.data.imbalance == "weight" and bundle.num_labels and cfg.task in ("classification", "image_classification"):
+        weights = class_weights(bundle.class_counts, bundle.num_labels)
+    sample_weights = None
+    if cfg.data.imbalance == "sample" and bundle.num_labels:
+        cw = class_weights(bundle.class_counts, bundle.num_labels).numpy()
+        sample_weights = [float(cw[int(ex["labels"])]) for ex in bundle.train]
+    return loss_for(cfg.task, cfg.train.label_smoothing, weights), sample_weights
 
 
 def train(config, overrides: list[str] | None = None, *, resume: bool = False, overwrite: bool = False,
@@ -171,57 +234,26 @@ def train(config, overrides: list[str] | None = None, *, resume: bool = False, o
     """
     from .data.augment import batch_augmentations
     from .models import save_run_model
-    from .peft import apply_method, checkpoint_state, restore_saved, save_options
-    from .strategies import FitData, plan_strategy
+    from .peft import checkpoint_state, restore_saved, save_options
     from .training.checkpoint import latest_valid, load_checkpoint
 
     cfg = as_config(config, overrides, **kwargs)
-    run_dir = Path(cfg.output_dir) / cfg.run_name
+    run_dir = claim_run_dir(cfg, resume, overwrite)
     ckpt_dir = run_dir / "checkpoints"
-    # A folder with results or checkpoints is never replaced silently; one left by a run that failed
-    # before training (bad data, missing model) holds nothing to lose and is reused.
-    has_results = (run_dir / "summary.json").exists() or any((run_dir / "checkpoints").glob("step-*"))
-    if has_results and not resume and not overwrite:
-        raise TunewrightError(f"{run_dir} already exists. Use --resume to continue it, --overwrite to start "
-                              f"over, or another run_name.")
-
-    device = resolve_device(cfg.train.device)
+    asm = assemble(cfg)                        # bad data or a missing model fail here, before any write
+    model, bundle, plans, device = asm.model, asm.bundle, asm.plans, asm.device
+    optimizer, scheduler = asm.optimizer, asm.scheduler
     precision = resolve_precision(cfg.train.precision, device, cfg.train.cudnn_attention)
-    raw, model, preprocessor, bundle = prepare(cfg)  # bad data or a missing model fail here, before any write
     if run_dir.exists() and not resume:
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(dump_yaml(cfg))
-    plans = [plan_strategy(model, cfg)]
-    plans.append(apply_method(model, cfg, plans[0]))  # the method keeps what the strategy chose (docs/peft.md)
-    model.to(device)
-    optimizer, scheduler, total_steps = build_optimization(model, cfg, plans, len(bundle.train))
-    data = FitData.of(model, bundle)           # what fit() trains on; a plan may swap in a feature cache
-    t_prepare = time.perf_counter()
-    for p in plans:
-        if p.prepare is not None:
-            data = p.prepare(data, cfg, device)
-    prepare_seconds = time.perf_counter() - t_prepare  # head warm start + feature cache: training time too
-    notes = list(bundle.notes) + [n for p in plans for n in p.notes]
-    if cfg.method != "none" and cfg.model.attention_dropout == "auto" and hasattr(model.backbone, "config"):
-        notes.append(f"model.attention_dropout auto: attention dropout is off while {cfg.method} trains (the fused "
-                     f"attention kernel runs); set model.attention_dropout to a number to keep it")
-    huge_pages = huge_pages_status()
-    if device.type == "cpu" and huge_pages.startswith("off (torch"):
-        notes.append(f"huge pages {huge_pages}: CPU steps run slower and use more memory")
+    data, prepare_seconds = fit_data(asm, cfg)
+    notes, huge_pages = run_notes(asm, cfg)
     for note in notes:
         print(f"note: {note}", file=sys.stderr, flush=True)
-
-    weights = None
-    if cfg.data.imbalance == "weight" and bundle.num_labels and cfg.task in ("classification", "image_classification"):
-        weights = class_weights(bundle.class_counts, bundle.num_labels)
-    loss_fn = loss_for(cfg.task, cfg.train.label_smoothing, weights)
-    sample_weights = None
-    if cfg.data.imbalance == "sample" and bundle.num_labels:
-        cw = class_weights(bundle.class_counts, bundle.num_labels).numpy()
-        sample_weights = [float(cw[int(ex["labels"])]) for ex in bundle.train]
-
-    eval_bs = cfg.train.eval_batch_size or 2 * cfg.train.batch_size
+    loss_fn, sample_weights = loss_and_sampling(cfg, bundle)
+    eval_bs = eval_batch_size(cfg.train)
 
     def evaluate_split(split: str) -> dict:
         m, ds, collate = data.evals[split]     # the TaskModel, or a head over cached features
@@ -238,7 +270,7 @@ def train(config, overrides: list[str] | None = None, *, resume: bool = False, o
     # Always the whole TaskModel, also when fit() trains a head over a feature cache.
     # PEFT runs: only the adapter and the head (tunewright.peft.save_options).
     def save_best(_trained=None) -> None:
-        save_run_model(model, run_dir / "model", to_dict(cfg), bundle.label_names, preprocessor,
+        save_run_model(model, run_dir / "model", to_dict(cfg), bundle.label_names, asm.preprocessor,
                        **save_options(model, cfg))
 
     state, resume_from, resume_step = None, None, None
@@ -274,8 +306,7 @@ def train(config, overrides: list[str] | None = None, *, resume: bool = False, o
                     precision=precision, evaluate=evaluate, callbacks=cbs, state=state,
                     lengths=data.lengths, sample_weights=sample_weights)
     except BaseException:
-        for t in trackers:
-            t.close()
+        finish_logging(trackers, run_dir)  # no summary: the trackers are closed, nothing is handed over
         raise
 
     # Final numbers come from the best weights, the ones `model/` holds.
@@ -299,29 +330,32 @@ def train(config, overrides: list[str] | None = None, *, resume: bool = False, o
         "sizes": {k: len(getattr(bundle, k)) for k in ("train", "val", "test")},
         "label_names": bundle.label_names, "run_dir": str(run_dir),
     })
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    for t in trackers:  # final numbers and the saved model (PEFT runs: the adapter and head) as artifacts
-        if hasattr(t, "log_summary"):
-            t.log_summary(summary)
-        t.log_artifact(run_dir / "model")
-        t.log_artifact(run_dir / "summary.json")
-        t.close()
+    # summary.json; the final numbers and the saved model (PEFT runs: the adapter and head) as artifacts
+    finish_logging(trackers, run_dir, summary, artifacts=[run_dir / "model"])
     return RunResult(run_dir, cfg, summary, model if keep_model else None)
 
+
+def run_config(run_dir) -> tuple[Config, dict]:
+    """A finished run's config and its saved model's description (label_names, ...), read from
+    `config.yaml` and the model folder's JSON without loading the model."""
+    from .errors import ModelLoadError
+    from .models.save import read_meta
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise ModelLoadError(f"{run_dir} is not a tunewright run folder (no config.yaml).")
+    return load_config(run_dir / "config.yaml"), read_meta(run_dir / "model")
 
 
 def load_run(run_dir) -> tuple[Config, torch.nn.Module, object, dict]:
     """A finished run's (config, best model in eval mode, preprocessor, model meta incl. label_names),
     rebuilt from `model/` alone (no pretrained download), except for PEFT runs, which save only the
     adapter and the head: their backbone comes from its pretrained source (packaged, cache or hub)."""
-    from .errors import ModelLoadError
     from .models import load_run_model
     from .peft import apply_method, load_run_adapter
 
     run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise ModelLoadError(f"{run_dir} is not a tunewright run folder (no config.yaml).")
-    cfg = load_config(run_dir / "config.yaml")
+    cfg, _ = run_config(run_dir)
     model, preprocessor, meta = load_run_model(run_dir / "model", before_load=lambda m, meta: apply_method(m, cfg),
                                                adapter_loader=load_run_adapter)
     return cfg, model, preprocessor, meta
@@ -331,14 +365,16 @@ def evaluate_run(run_dir, data: str | None = None, split: str = "test") -> dict:
     """Metrics of a finished run's best model on its own `split`, or on another file/packaged set."""
     from .data import build_data, read_data, read_split
 
+    cfg, meta = run_config(run_dir)
+    label_names = meta.get("label_names")
+    # Read and validate the data first: bad data fails before any model loads, as in `train`.
+    raw = read_split(data, cfg, label_names, split) if data else read_data(cfg)
     cfg, model, preprocessor, meta = load_run(run_dir)
     device = resolve_device(cfg.train.device)
     precision = resolve_precision(cfg.train.precision, device, cfg.train.cudnn_attention)
     model.to(device)
-    label_names = meta.get("label_names")
-    raw = read_split(data, cfg, label_names, split) if data else read_data(cfg)
     bundle = build_data(raw, preprocessor, cfg)
     ds = getattr(bundle, split)
-    eval_bs = cfg.train.eval_batch_size or 2 * cfg.train.batch_size
+    eval_bs = eval_batch_size(cfg.train)
     return evaluate_dataset(model, ds, bundle.collate, cfg.task, bundle.num_labels or len(label_names or []) or None,
                             eval_bs, precision)

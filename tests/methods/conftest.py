@@ -107,10 +107,18 @@ def contract_config(factory_module, image_folders):
     return make
 
 
+class Snapshot:
+    """Copies the model's parameters when fit() starts: after the method is applied and the head warm-started,
+    before the first step."""
+
+    def on_fit_start(self, ctx) -> None:
+        self.params = {n: p.detach().clone() for n, p in ctx.model.named_parameters()}
+
+
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory, contract_config):
     """trained(method, kind) -> (cfg, base model, RunResult, batch): one uninterrupted 4-step run per pair,
-    shared by every test that needs one."""
+    shared by every test that needs one. `RunResult.start` holds the parameters as training started."""
     import torch  # noqa: F401
     from tunewright.config.load import config_from_dict
     from tunewright.run import prepare, train
@@ -122,7 +130,9 @@ def trained(tmp_path_factory, contract_config):
             out = tmp_path_factory.mktemp(f"{method}-{kind}")
             cfg = config_from_dict(contract_config(kind, method=method, output_dir=str(out), run_name="run", **extra))
             _, base, _, bundle = prepare(cfg)                       # the same seeded base the run starts from
-            result = train(cfg, keep_model=True)
+            snapshot = Snapshot()
+            result = train(cfg, keep_model=True, callbacks=[snapshot])
+            result.start = snapshot.params
             batch = bundle.collate([bundle.val[i] for i in range(min(4, len(bundle.val)))])
             cache[key] = (cfg, base, result, batch)
         return cache[key]

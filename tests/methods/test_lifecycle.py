@@ -115,23 +115,31 @@ def test_regex_and_suffix_targets(contract_config, tmp_path):
 
 
 def test_strategy_choices_survive_the_method(contract_config, tmp_path):
-    """A strategy other than `full` keeps the existing parameters it chose; the method adds its own."""
-    from tunewright.strategies import STRATEGIES, Plan
-    STRATEGIES["_test_top"] = lambda model, cfg: ([p.requires_grad_("layer.1." in n) for n, p in
-                                                   model.named_parameters()], Plan(lr_scale={
-                                                       "backbone.encoder.layer.1.output.dense.weight": 0.5}))[1]
-    try:
-        cfg = config_from_dict(contract_config("bert", method="lora", strategy="_test_top", output_dir=str(tmp_path)))
-        _, model, _, _ = prepare(cfg)
-        plan = STRATEGIES["_test_top"](model, cfg)
-        apply_method(model, cfg, plan)
-    finally:
-        del STRATEGIES["_test_top"]
+    """A strategy that chose the existing parameters that train (its Plan says so) keeps them; the method
+    adds its own."""
+    from tunewright.training.plan import Plan
+    cfg = config_from_dict(contract_config("bert", method="lora", output_dir=str(tmp_path)))
+    _, model, _, _ = prepare(cfg)
+    for n, p in model.named_parameters():
+        p.requires_grad_("layer.1." in n)
+    plan = Plan(lr_scale={"backbone.encoder.layer.1.output.dense.weight": 0.5}, chose_parameters=True)
+    apply_method(model, cfg, plan)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert any(".lora_A." in n for n in trainable)
     assert "backbone.base_model.model.encoder.layer.1.output.dense.base_layer.weight" in trainable
     assert not any("layer.0." in n and "lora_" not in n for n in trainable)
     assert plan.lr_scale == {"backbone.base_model.model.encoder.layer.1.output.dense.base_layer.weight": 0.5}
+
+
+def test_a_strategy_that_trains_everything_leaves_the_choice_to_the_method(contract_config, tmp_path):
+    from tunewright.strategies import plan_strategy
+    cfg = config_from_dict(contract_config("bert", method="lora", output_dir=str(tmp_path)))   # strategy: full
+    _, model, _, _ = prepare(cfg)
+    plan = plan_strategy(model, cfg)
+    assert not plan.chose_parameters
+    apply_method(model, cfg, plan)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(".lora_" in n or n.startswith("head.") for n in trainable)
 
 
 def test_generate_and_merge_commands(trained, capsys):

@@ -105,7 +105,7 @@ def robustness(tuned, bundle, cfg, preprocessor, idx, labels) -> dict:
 def analyze_run(run_dir, max_examples: int = 256, robust: bool = True) -> dict:
     from ..data import build_data, read_data
     from ..models import layer_groups
-    from ..peft import merged_model
+    from ..peft import merged_model, method_spec
     from ..run import load_run
 
     run_dir = Path(run_dir)
@@ -122,10 +122,10 @@ def analyze_run(run_dir, max_examples: int = 256, robust: bool = True) -> dict:
     result: dict = {"run_dir": str(run_dir), "method": cfg.method, "strategy": cfg.strategy,
                     "examples": len(idx), "notes": []}
 
-    if cfg.method in ("lora", "adalora"):
+    if method_spec(cfg.method).low_rank:
         spec = spectrum(lora_updates(tuned))
         result["lora"] = spec
-    if cfg.method != "none":
+    if method_spec(cfg.method).freezes_base:
         try:
             tuned = merged_model(tuned)
         except Exception as e:  # prompt/prefix tuning add tokens, not weights: nothing to merge

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..models import find_block_stack
-from ..training.loop import to_device
+from ..data.collate import to_device
 
 
 def _pool(out, mask):

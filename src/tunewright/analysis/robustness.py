@@ -1,7 +1,8 @@
 """Input corruptions at three severities, to measure how a metric degrades.
 
-Text (lowercased, punctuation-free packaged corpora): character noise (each letter replaced, deleted
-or swapped with probability p) and word dropout (each word removed with probability p).
+Text (lowercased, punctuation-free packaged corpora): character noise (each non-space character,
+with probability p, is deleted, replaced by a random letter or followed by an inserted one, p/3 each)
+and word dropout (each word removed with probability p).
 Images (float arrays in [0, 1], HWC or CHW): Gaussian noise, box blur, contrast reduction.
 All are seeded pure functions, so a report is reproducible.
 """

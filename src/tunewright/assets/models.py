@@ -27,19 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+from tunewright.cache import cache_dir
 from tunewright.errors import ModelLoadError
 
 KINDS = ("text-encoder", "causal-lm", "vision")
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EFFICIENTNET_LITE0_WEIGHTS = "efficientnet-lite0-57934424.pth"
-
-
-def cache_dir() -> Path:
-    """tunewright's cache: ``$TUNEWRIGHT_CACHE``, else ``$XDG_CACHE_HOME/tunewright``, else ``~/.cache/tunewright``."""
-    if os.environ.get("TUNEWRIGHT_CACHE"):
-        return Path(os.environ["TUNEWRIGHT_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "tunewright"
 
 
 def package_file(module: str, relpath: str = "") -> Optional[Path]:
@@ -116,7 +109,7 @@ def convert_gguf_to_hf(gguf: Path, out_dir: Path) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from tunewright.models.hf import quiet_hf
+    from tunewright.hf_logging import quiet_hf
 
     with quiet_hf():
         try:
@@ -144,7 +137,7 @@ def convert_gguf_to_hf(gguf: Path, out_dir: Path) -> Path:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         (tmp / "tunewright_cache.json").write_text(json.dumps(_cache_stamp(gguf)))
-        from tunewright.models.save import umask_mode
+        from tunewright.filemode import umask_mode
         os.chmod(tmp, umask_mode(0o777))  # mkdtemp made it 0700; a cache is a normal folder
         for f in tmp.iterdir():
             os.chmod(f, umask_mode())

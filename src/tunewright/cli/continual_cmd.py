@@ -19,15 +19,12 @@ def run(args) -> int:
 
     cfg = load_config(args.config, args.overrides)
     loaded = load_tasks(cfg, Path(cfg.output_dir) / "feature_cache")
-    log = PhasedLog(cfg, Path(cfg.output_dir) / cfg.run_name)   # config.yaml, metrics.jsonl, `tracking:`
-    try:
+    with PhasedLog(cfg) as log:                   # config.yaml, metrics.jsonl, `tracking:`; closed on errors
         out = run_sequence(cfg, loaded=loaded, log=log)
-    except BaseException:
-        log.close()
-        raise
-    print(f"method {out['method']} ({out['scenario']}-incremental); R[i][j] = accuracy on task j after task i:")
-    for row in out["R"]:
-        print("  " + " ".join(f"{v:.3f}" for v in row))
-    print(f"average accuracy {out['acc']:.4f}  backward transfer {out['bwt']:+.4f}  forward transfer {out['fwt']:+.4f}")
-    log.close(out)                                               # summary.json
+        print(f"method {out['method']} ({out['scenario']}-incremental); R[i][j] = accuracy on task j after task i:")
+        for row in out["R"]:
+            print("  " + " ".join(f"{v:.3f}" for v in row))
+        print(f"average accuracy {out['acc']:.4f}  backward transfer {out['bwt']:+.4f}  "
+              f"forward transfer {out['fwt']:+.4f}")
+        log.close(out)                            # summary.json
     return 0

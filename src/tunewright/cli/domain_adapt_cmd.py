@@ -19,12 +19,8 @@ def run(args) -> int:
     from ..tracking.phases import PhasedLog
 
     cfg = load_config(args.config, args.overrides)
-    log = PhasedLog(cfg, Path(cfg.output_dir) / cfg.run_name)   # config.yaml, metrics.jsonl, `tracking:`
-    try:
+    with PhasedLog(cfg) as log:                   # config.yaml, metrics.jsonl, `tracking:`; closed on errors
         out = adapt_domain(cfg, log=log)
-    except BaseException:
-        log.close()
-        raise
-    print(json.dumps(out, indent=2))
-    log.close(out)                                               # summary.json
+        print(json.dumps(out, indent=2))
+        log.close(out)                            # summary.json
     return 0

@@ -25,7 +25,7 @@ def add_parser(sub) -> None:
 def batch_stream(data, cfg, device):
     """Training batches in the run's order, epoch after epoch, for as long as the sweep asks."""
     from ..data import epoch_batches
-    from ..training.loop import to_device
+    from ..data.collate import to_device
 
     epoch = 0
     while True:
@@ -36,22 +36,15 @@ def batch_stream(data, cfg, device):
 
 
 def run(args) -> int:
-    from ..config import load_config
     from ..optim.lr_find import lr_find, plot_lr_find
-    from ..run import assemble
-    from ..strategies import FitData
+    from ..run import as_config, assemble, fit_data, start_state
     from ..training.losses import loss_for
     from .show import print_table
 
-    cfg = load_config(args.config, args.overrides)
+    cfg = as_config(args.config, args.overrides)
     asm = assemble(cfg)
-    data = FitData.of(asm.model, asm.bundle)
-    for p in asm.plans:
-        if p.prepare is not None:
-            data = p.prepare(data, cfg, asm.device)
-    for cb in (c for p in asm.plans for c in p.callbacks):
-        if hasattr(cb, "unfreeze_epochs"):
-            cb.on_fit_start(None)                 # gradual unfreezing: only the head trains at first
+    data, _ = fit_data(asm, cfg)                  # the same feature cache / warm start as train
+    start_state(asm)                              # gradual unfreezing: only the head trains at first
     result = lr_find(data.model, asm.optimizer, batch_stream(data, cfg, asm.device),
                      loss_for(cfg.task, cfg.train.label_smoothing), start=args.start, end=args.end, num=args.steps)
     out = Path(args.out) if args.out else Path(cfg.output_dir) / cfg.run_name / "lr_find.png"

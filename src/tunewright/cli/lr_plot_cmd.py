@@ -33,10 +33,11 @@ def curves(asm) -> list[dict]:
 
 def unfreeze_steps(asm, n_train: int, cfg) -> dict[str, int | None]:
     """layer group -> the step it starts training, when a callback unfreezes on a schedule."""
-    per_epoch = -(-(-(-n_train // cfg.train.batch_size)) // cfg.train.grad_accum)
-    for cb in (c for p in asm.plans for c in p.callbacks):
-        if hasattr(cb, "unfreeze_epochs"):
-            return {g: (None if e is None else e * per_epoch) for g, e in cb.unfreeze_epochs().items()}
+    from ..training.loop import step_counts
+    _, per_epoch, _ = step_counts(n_train, cfg.train)
+    for p in asm.plans:
+        if p.unfreezing is not None:
+            return {g: (None if e is None else e * per_epoch) for g, e in p.unfreezing.unfreeze_epochs().items()}
     return {}
 
 
@@ -70,11 +71,10 @@ def plot(rows: list[dict], starts: dict, path: Path, title: str) -> None:
 
 
 def run(args) -> int:
-    from ..config import load_config
-    from ..run import assemble
+    from ..run import as_config, assemble
     from .show import print_table
 
-    cfg = load_config(args.config, args.overrides)
+    cfg = as_config(args.config, args.overrides)
     asm = assemble(cfg)
     rows = curves(asm)
     starts = unfreeze_steps(asm, len(asm.bundle.train), cfg)

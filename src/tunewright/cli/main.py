@@ -16,6 +16,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+# Before torch's first CPU tensor: huge pages for its CPU allocator (tunewright/huge_pages.py). The
+# entry point asks, not `import tunewright`: a library import changes nothing in the process.
+from tunewright import huge_pages  # noqa: E402
+
+huge_pages.request()
+
 SUBCOMMANDS = ["train", "eval", "predict", "generate", "merge", "lr-plot", "lr-find", "assets", "demo", "config",
                "compare", "report", "analyze", "tune", "advise",
                "multitask", "continual", "meta-train", "adapt", "domain-adapt",

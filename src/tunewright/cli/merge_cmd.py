@@ -31,11 +31,11 @@ def run(args) -> int:
     from ..config.load import config_from_dict
     from ..errors import MethodError
     from ..models import save_run_model
-    from ..peft import can_merge, format_report, merge_report, merged_model
+    from ..peft import can_merge, format_report, merge_report, merged_model, method_spec
     from ..run import load_run
 
     cfg, model, preprocessor, meta = load_run(args.run_dir)
-    if cfg.method == "none":
+    if not method_spec(cfg.method).freezes_base:
         raise MethodError(f"{args.run_dir} trained no adapter (method: none): there is nothing to merge.")
     if not can_merge(model):
         raise MethodError(f"method: {cfg.method} cannot be merged into the weights (prompt and prefix tuning add "

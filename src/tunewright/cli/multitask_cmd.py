@@ -20,8 +20,7 @@ def run(args) -> int:
 
     cfg = load_config(args.config, args.overrides)
     data = load_task_data(cfg, Path(cfg.output_dir) / "feature_cache")
-    log = PhasedLog(cfg, Path(cfg.output_dir) / cfg.run_name)   # config.yaml, metrics.jsonl, `tracking:`
-    try:
+    with PhasedLog(cfg) as log:                   # config.yaml, metrics.jsonl, `tracking:`; closed on errors
         if cfg.multitask.single_task_baseline:
             result = {"negative_transfer": negative_transfer(cfg, data, log)}
             print(f"{'task':<16} {'single':>8} {'multi':>8} {'delta':>8}")
@@ -30,8 +29,5 @@ def run(args) -> int:
         else:
             result = train_multitask(cfg, data, log=log)
             print(json.dumps(result, indent=2))
-    except BaseException:
-        log.close()
-        raise
-    log.close(result)                                            # summary.json
+        log.close(result)                         # summary.json
     return 0

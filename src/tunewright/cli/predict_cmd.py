@@ -51,14 +51,15 @@ def run(args) -> int:
 
     from ..data import Collator, encode_inputs, pad_id_of
     from ..evaluate import predict_logits
-    from ..run import load_run
+    from ..run import load_run, run_config
     from ..training.precision import resolve_device, resolve_precision
 
+    cfg, _ = run_config(args.run_dir)
+    inputs, info = read_inputs(args.inputs, cfg)          # bad input fails here, before any model loads
     cfg, model, preprocessor, meta = load_run(args.run_dir)
     precision = resolve_precision(cfg.train.precision, resolve_device(cfg.train.device),
                                   cfg.train.cudnn_attention)
     model.to(precision.device)
-    inputs, info = read_inputs(args.inputs, cfg)
     examples = encode_inputs(preprocessor, inputs, cfg)
     labels = meta.get("label_names")
     pad = pad_id_of(preprocessor) if "input_ids" in examples[0] else 0

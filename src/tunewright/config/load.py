@@ -15,6 +15,7 @@ from typing import Any, Union
 import yaml
 
 from ..errors import ConfigError
+from . import declared
 from .schema import TRACKERS, Config
 
 
@@ -73,6 +74,8 @@ def _coerce(value: Any, tp, key: str, f: dataclasses.Field):
     if choices is not None and not isinstance(value, list) and value not in choices:
         raise ConfigError(f"{key}: {value!r} is not allowed; choose one of {', '.join(map(str, choices))}."
                           + _suggest(str(value), choices))
+    if "declared" in f.metadata:
+        declared.check(key, value)       # method, strategy: the values their packages declare
     return value
 
 
@@ -173,11 +176,8 @@ def validate(cfg: Config) -> None:
         if name not in TRACKERS:
             raise ConfigError(f"tracking: {name!r} is not a tracker; choose from {', '.join(TRACKERS)}."
                               + _suggest(name, TRACKERS))
-    # Strategy, schedule and augmentation options: the modules that use them hold their rules.
-    from ..data.augment import check_augmentation
-    from ..strategies.options import check_options
-    check_options(cfg)
-    check_augmentation(cfg)
+    # Strategy, schedule and augmentation options: the modules that use them hold their rules, and
+    # they sit above config; `tunewright.run.as_config` runs them (run.check_options), before any data is read.
 
 
 def describe_schema(cls=Config, prefix: str = "") -> list[tuple[str, str, str]]:
@@ -191,7 +191,9 @@ def describe_schema(cls=Config, prefix: str = "") -> list[tuple[str, str, str]]:
             continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         help_ = f.metadata.get("help", "")
-        if "choices" in f.metadata:
-            help_ += f" [{' | '.join(map(str, f.metadata['choices']))}]"
+        choices = f.metadata.get("choices") or (declared.names(f.metadata["declared"]) if "declared" in f.metadata
+                                                else None)
+        if choices:
+            help_ += f" [{' | '.join(map(str, choices))}]"
         rows.append((prefix + f.name, repr(default), help_))
     return rows

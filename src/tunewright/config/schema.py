@@ -22,11 +22,14 @@ LAYER_LR = ("none", "ulmfit", "decay")
 TRACKERS = ("jsonl", "tensorboard", "mlflow", "wandb")  # neptune: its client downgrades python-dateutil 4 -> 2.9
 
 
-def opt(default: Any, help: str, choices: tuple | None = None, **kw) -> Any:
-    """A dataclass field with help text (and the allowed values, when they are a closed set)."""
+def opt(default: Any, help: str, choices: tuple | None = None, declared: str | None = None, **kw) -> Any:
+    """A dataclass field with help text (and the allowed values, when they are a closed set; or, with
+    ``declared``, the name of the registry that higher layers declare them in: see declared.py)."""
     meta = {"help": help}
     if choices is not None:
         meta["choices"] = choices
+    if declared is not None:
+        meta["declared"] = declared
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=meta, **kw)
     return field(default=default, metadata=meta, **kw)
@@ -140,6 +143,12 @@ class TrainConfig:
     progress: str = opt("auto", "auto: a rich bar on a TTY, plain lines otherwise.", ("auto", "rich", "plain", "none"))
 
 
+def eval_batch_size(train: TrainConfig) -> int:
+    """The evaluation batch size: `train.eval_batch_size`, else twice `train.batch_size` (no gradients
+    are kept, so twice the rows fit). The one place this default lives."""
+    return train.eval_batch_size or 2 * train.batch_size
+
+
 @dataclass
 class CheckpointConfig:
     every_steps: Optional[int] = opt(None, "Write a resumable checkpoint every N optimizer steps "
@@ -193,7 +202,15 @@ class StrategyOptions:
 # --- parameter-efficient methods (docs/peft.md); each method reads only its own section -----------
 
 ADAPTER_KINDS = ("houlsby", "pfeiffer")
-ACTIVATIONS = ("relu", "gelu", "swish", "tanh")
+
+
+NO_METHOD = "none"   # `method: none`: no PEFT method, the strategy alone decides what trains
+
+
+def uses_method(cfg) -> bool:
+    """Whether a PEFT method runs: it keeps the pretrained weights frozen, trains its own few parameters
+    (and the head), and saves them as an adapter. Layers below peft (models, strategies) ask this."""
+    return cfg.method not in (None, NO_METHOD)
 
 
 @dataclass
@@ -261,7 +278,7 @@ class AdapterOptions:
     kind: str = opt("houlsby", "houlsby: after attention and after the feed-forward block (Houlsby et al. 2019); "
                     "pfeiffer: after the feed-forward block only (Pfeiffer et al. 2021).", ADAPTER_KINDS)
     reduction_factor: int = opt(16, "Bottleneck width = hidden size / reduction_factor.")
-    activation: str = opt("relu", "Non-linearity inside the bottleneck.", ACTIVATIONS)
+    activation: str = opt("relu", "Non-linearity inside the bottleneck.", declared="adapter.activation")
     target_modules: list = opt(["auto"], "Modules whose output gets an adapter. auto: by architecture (attention "
                                "output and feed-forward output projections of HF transformers, each block of "
                                "EfficientNet, every linear/conv layer of other modules).")
@@ -286,9 +303,7 @@ class IA3Options:
 
 MT_SAMPLING = ("proportional", "temperature", "round_robin")
 MT_WEIGHTING = ("fixed", "uncertainty")
-CL_METHODS = ("naive", "ewc", "online_ewc", "replay", "lwf", "adapters")
 META_ALGOS = ("maml", "fomaml", "anil")
-DA_METHODS = ("source_only", "dann", "coral", "mmd")
 
 
 @dataclass
@@ -320,7 +335,7 @@ class ContinualOptions:
     method: str = opt("naive", "naive fine-tuning; ewc / online_ewc (Kirkpatrick et al. 2017; Schwarz et al. "
                       "2018); replay (reservoir buffer); lwf (Li & Hoiem 2016); adapters (one bottleneck adapter per "
                       "task inside the backbone; the backbone is frozen after the first task, so earlier tasks "
-                      "cannot be forgotten).", CL_METHODS)
+                      "cannot be forgotten).")
     benchmark: str = opt("split-fashion-mnist", "split-fashion-mnist (5 tasks of 2 classes) or text (the "
                          "text_tasks sequence on frozen MiniLM features).", ("split-fashion-mnist", "text"))
     text_tasks: list = opt(["reuters-r8", "20newsgroups", "drug-reviews"], "benchmark text: datasets in order.")
@@ -363,7 +378,7 @@ class MetaOptions:
 @dataclass
 class DomainOptions:
     method: str = opt("dann", "source_only, dann (Ganin et al. 2016), coral (Sun & Saenko 2016) or mmd "
-                      "(Long et al. 2015).", DA_METHODS)
+                      "(Long et al. 2015).")
     source: str = opt("digits", "Labeled source: a packaged image dataset.")
     target: str = opt("mnist", "Target: a packaged image dataset; its labels are used only to score.")
     eval_fraction: float = opt(0.5, "Share of the target held out (labels only for scoring); the rest is the "
@@ -380,11 +395,12 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig, metadata={"help": "The pretrained model."})
     data: DataConfig = field(default_factory=DataConfig, metadata={"help": "Where the data comes from."})
     strategy: str = opt("full", "Which existing parameters train: full, feature_extraction, partial, "
-                        "gradual_unfreezing (progressive_unfreezing), lp_ft (see docs/strategies.md).")
+                        "gradual_unfreezing (progressive_unfreezing), lp_ft (see docs/strategies.md).",
+                        declared="strategy")
     strategy_options: StrategyOptions = field(default_factory=StrategyOptions,
                                               metadata={"help": "Options of the strategies (docs/strategies.md)."})
     method: str = opt("none", "Parameter-efficient method that adds parameters: none, lora, adalora, prompt_tuning, "
-                      "prefix_tuning, adapter, bitfit or ia3 (see docs/peft.md).")
+                      "prefix_tuning, adapter, bitfit or ia3 (see docs/peft.md).", declared="method")
     train: TrainConfig = field(default_factory=TrainConfig, metadata={"help": "Optimisation and evaluation."})
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig, metadata={"help": "Resumable checkpoints."})
     tracking: list = opt([], "Extra trackers besides metrics.jsonl (always written).", TRACKERS)

@@ -29,24 +29,46 @@ def ewc_penalty(params: dict, anchor: dict, fisher: dict) -> torch.Tensor:
     return total if total is not None else torch.zeros(())
 
 
+def per_example_grads(model: torch.nn.Module, batch: dict, loss_fn: Callable) -> dict:
+    """{name: (B, *param.shape)}: the gradient of each example's own loss, for the parameters that train.
+
+    torch.func: `grad` of the loss of one example (its tensors given a batch axis of 1) through
+    `functional_call`, vectorised over the batch by `vmap`. The model's forward must be vmap-able
+    (no data-dependent Python control flow)."""
+    from torch.func import functional_call, grad, vmap
+
+    params = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
+    frozen = {n: p.detach() for n, p in model.named_parameters() if not p.requires_grad}
+    buffers = dict(model.named_buffers())
+
+    def loss_of_one(trained: dict, example: dict) -> torch.Tensor:
+        one = {k: v.unsqueeze(0) for k, v in example.items()}                  # each (1, ...)
+        return loss_fn(functional_call(model, (trained, frozen, buffers), (one,)), one)
+
+    return vmap(grad(loss_of_one), in_dims=(None, 0))(params, batch)
+
+
 def diagonal_fisher(model: torch.nn.Module, batches: Iterable[dict], loss_fn: Callable) -> dict:
-    """Empirical diagonal Fisher, E[(d loss / d w)^2], one gradient per batch (a cheap approximation of
-    the per-example expectation), over the parameters that train."""
-    named = {n: p for n, p in model.named_parameters() if p.requires_grad}
-    fisher = {n: torch.zeros_like(p) for n, p in named.items()}
+    """Empirical diagonal Fisher F_i = (1/N) sum_n (d loss_n / d w_i)^2 over the N examples of `batches`
+    (Kirkpatrick et al. 2017), for the parameters that train; computed in eval mode.
+
+    Per example, not per batch: the square of a batch-mean gradient, (mean_n g_n)^2, is smaller than
+    mean_n g_n^2 (by the variance of g_n across the batch) and underestimates F."""
+    fisher = {n: torch.zeros_like(p) for n, p in model.named_parameters() if p.requires_grad}
     count = 0
     was = model.training
     model.eval()
     for batch in batches:
-        model.zero_grad(set_to_none=True)
-        loss_fn(model(batch), batch).backward()
-        for n, p in named.items():
-            if p.grad is not None:
-                fisher[n] += p.grad.detach() ** 2
-        count += 1
-    model.zero_grad(set_to_none=True)
+        for n, g in per_example_grads(model, batch, loss_fn).items():           # g: (B, *shape)
+            fisher[n] += (g ** 2).sum(0)
+        count += len(next(iter(batch.values())))
     model.train(was)
     return {n: f / max(count, 1) for n, f in fisher.items()}
+
+
+def online_fisher(old: dict, new: dict, gamma: float) -> dict:
+    """Online EWC's running Fisher (Schwarz et al. 2018): F <- gamma * F_old + F_new."""
+    return {n: gamma * old[n] + f for n, f in new.items()}
 
 
 class Reservoir:

@@ -3,8 +3,8 @@
 All tasks share one backbone and one output layer over every class. `continual.scenario`:
 - task (task-incremental): each example knows its task, and logits outside its task's classes are
   masked (-1e9) in the loss and at evaluation ("multi-head" by masking);
-- class (class-incremental): the prediction is over every class seen so far, no task id. The
-  adapters method always uses the task id (it routes each example to its task's adapter).
+- class (class-incremental): the prediction is over every class seen so far, no task id. A method
+  that declares `needs_task_id` (adapters: it routes each example to its task's adapter) always uses it.
 adapters: one bottleneck adapter per task inside the backbone, after each of its layers
 (peft/task_adapters.py); the backbone trains on task 0 only, then only task t's adapter and the
 head rows of task t's classes can change, so earlier tasks cannot be forgotten.
@@ -15,7 +15,6 @@ Benchmarks:
 """
 from __future__ import annotations
 
-import copy
 import time
 from typing import Optional
 
@@ -24,11 +23,15 @@ import torch
 from torch import nn
 
 from ..assets.datasets import FASHION_MNIST_CLASSES, get_dataset
-from ..peft.task_adapters import add_task_adapters, is_task_adapter_param, set_task, train_only_task
-from ..training.drive import (Examples, accuracy, build_encoder, cross_entropy, fit_examples, image_tensors,
-                              stack_collate, stratified_subset, text_task)
-from .callbacks import EWC, LwF, Replay
-from .core import Reservoir, average_accuracy, backward_transfer, diagonal_fisher, forward_transfer
+from ..peft.task_adapters import add_task_adapters, set_task
+from ..data.examples import Examples, image_tensors
+from ..data.splits import stratified_subset
+from ..evaluate.predict import accuracy
+from ..models.encoder_head import build_encoder
+from ..models.frozen_text import text_task
+from ..training.fit_examples import fit_examples
+from .core import average_accuracy, backward_transfer, forward_transfer
+from .methods import check_continual, freeze_for_task, method_class  # noqa: F401  (freeze_for_task: tests and callers import it here)
 
 
 class ContinualModel(nn.Module):
@@ -80,17 +83,9 @@ class ContinualModel(nn.Module):
         return logits.masked_fill(~allowed, -1e9)
 
 
-def freeze_for_task(model: ContinualModel, t: int) -> list[str]:
-    """The adapters method: task t trains its own adapter and the head (whose rows of other tasks'
-    classes get exactly zero gradient, being masked); the shared backbone trains on task 0 only.
-    Every other task's adapter is frozen. Returns the names that train."""
-    def also(n: str) -> bool:
-        return n.startswith("head.") or (t == 0 and n.startswith("backbone.") and not is_task_adapter_param(n))
-    return train_only_task(model, t, also)
-
-
 def load_tasks(cfg, cache_dir=None):
     """([(train Examples, test Examples)] per task, task_classes, num_classes, encoder factory kwargs)."""
+    check_continual(cfg)                       # an unknown method fails here, before any data is read
     c, seed = cfg.continual, cfg.train.seed
     tasks, task_classes = [], []
     if c.benchmark == "split-fashion-mnist":
@@ -121,56 +116,48 @@ def load_tasks(cfg, cache_dir=None):
     return tasks, task_classes, offset
 
 
-def run_sequence(cfg, method: Optional[str] = None, loaded=None, log=None) -> dict:
-    """Fine-tune the tasks in order with `method`; R[i][j] = accuracy on task j after task i.
+def run_sequence(cfg, method=None, loaded=None, log=None) -> dict:
+    """Fine-tune the tasks in order with `method` (a name of `methods.METHODS`, default `continual.method`,
+    or a method object); R[i][j] = accuracy on task j after task i. The method's hooks run around each
+    task's `fit()` and it is one of that fit's callbacks (methods.py's docstring).
     `log` (tracking.phases.PhasedLog): training rows per task, and each row of R, to metrics.jsonl."""
     c = cfg.continual
-    method = method or c.method
     torch.manual_seed(cfg.train.seed)
     tasks, task_classes, num_classes = loaded or load_tasks(cfg)
+    if method is None or isinstance(method, str):
+        method = method_class(method or c.method).build(cfg, task_classes)
     text = c.benchmark == "text"
     if text and ":" not in cfg.model.name:
         from ..zoo import mlp_trunk
         encoder = mlp_trunk(in_features=tasks[0][0].columns["inputs"].shape[1])
     else:
         encoder = build_encoder(cfg)
-    model = ContinualModel(encoder, num_classes, task_classes, c.adapter_dim if method == "adapters" else None,
+    model = ContinualModel(encoder, num_classes, task_classes, method.adapter_dim,
                            cfg.adapter.activation, cfg.adapter.target_modules)
-    model.class_incremental = c.scenario == "class" and method != "adapters"   # adapters need the task id
+    model.class_incremental = c.scenario == "class" and not method.needs_task_id
     baseline = [accuracy(model, test) for _, test in tasks]          # b_j: the initial model, for FWT
-    R, anchors, buffer = [], [], Reservoir(c.buffer_size, cfg.train.seed)
+    R = []
     t0 = time.perf_counter()
     for t, (train, _) in enumerate(tasks):
-        cbs: list = []
-        if method in ("ewc", "online_ewc"):
-            cbs.append(EWC(anchors, c.ewc_lambda))
-        if method == "replay":
-            cbs.append(Replay(buffer, c.replay_batch, stack_collate))
-        if method == "lwf" and t > 0:
-            old_classes = [k for cls in task_classes[:t] for k in cls]
-            cbs.append(LwF(copy.deepcopy(model), old_classes, c.lwf_alpha, c.lwf_temperature))
-        if method == "adapters":
-            freeze_for_task(model, t)
+        _hook(method, "on_task_start", model, t)
         model.seen = t + 1
-        phase = f"{method} task {t}"
-        fit_examples(model, train, cfg, callbacks=cbs + (log.callbacks(phase) if log else []), seed=cfg.train.seed + t)
-        if method in ("ewc", "online_ewc"):
-            g = torch.Generator().manual_seed(cfg.train.seed + t)
-            order = torch.randperm(len(train), generator=g).split(cfg.train.batch_size)[:c.fisher_batches]
-            fisher = diagonal_fisher(model, (stack_collate([train[int(i)] for i in idx]) for idx in order),
-                                     cross_entropy)
-            anchor = {n: p.detach().clone() for n, p in model.named_parameters() if n in fisher}
-            if method == "online_ewc" and anchors:
-                old_f = anchors[0][1]
-                fisher = {n: c.ewc_gamma * old_f[n] + f for n, f in fisher.items()}
-                anchors.clear()
-            anchors.append((anchor, fisher))
+        phase = f"{method.name} task {t}"
+        fit_examples(model, train, cfg, callbacks=[method, *(log.callbacks(phase) if log else [])],
+                     seed=cfg.train.seed + t)
+        _hook(method, "on_task_end", model, train, t)
         R.append([accuracy(model, test) for _, test in tasks])
         if log:
-            log.log({"split": "eval", "phase": phase, "method": method, "after_task": t,
+            log.log({"split": "eval", "phase": phase, "method": method.name, "after_task": t,
                      **{f"acc/task{j}": a for j, a in enumerate(R[-1])}})
     R = np.array(R)
-    return {"method": method, "scenario": "class" if model.class_incremental else "task", "R": R.round(4).tolist(),
-            "acc": average_accuracy(R), "bwt": backward_transfer(R),
+    return {"method": method.name, "scenario": "class" if model.class_incremental else "task",
+            "R": R.round(4).tolist(), "acc": average_accuracy(R), "bwt": backward_transfer(R),
             "fwt": forward_transfer(R, baseline), "seconds": round(time.perf_counter() - t0, 1),
             "sizes": [[len(a), len(b)] for a, b in tasks]}
+
+
+def _hook(method, name: str, *args) -> None:
+    """Task hooks are optional, like fit()'s callback methods."""
+    fn = getattr(method, name, None)
+    if fn is not None:
+        fn(*args)

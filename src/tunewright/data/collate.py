@@ -81,3 +81,8 @@ class Collator:
                 out[i, list(idx)] = 1.0
             return out
         return torch.tensor(labels, dtype=torch.long)                         # (B,)
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    """A batch's tensors on `device` (non-blocking); other values as they are."""
+    return {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}

@@ -120,7 +120,32 @@ def build_label_map(train: Sequence[Example], task: str,
         canonical = [class_key(c) for c in canonical]
         if names <= set(canonical):
             return canonical
+    if kind == "class":
+        _refuse_measurements(train, names)
     return sort_names(names)
+
+
+def _refuse_measurements(train: Sequence[Example], names: set[str]) -> None:
+    """A classification label column of fractional numbers with about one value per row is a measurement,
+    not a set of classes: each value would become its own class. Say so rather than train that.
+    (Fractional classes that repeat, such as star ratings 1.5 ... 5.0, are left alone.)"""
+    def number(n: str) -> Optional[float]:
+        try:
+            x = float(n)
+        except ValueError:
+            return None
+        return x if math.isfinite(x) else None
+
+    def fractional(n: str) -> bool:
+        x = number(n)
+        return x is not None and not x.is_integer()
+    if (len(names) <= max(2, len(train) // 2) or any(number(n) is None for n in names)
+            or not any(map(fractional, names))):
+        return
+    first = next(ex for ex in train if fractional(str(ex.label)))
+    raise DataError(f"the label column holds {len(names)} distinct fractional numbers in {len(train)} rows (e.g. "
+                    f"{first.label!r}); as classes each would be its own class. For numbers to predict, use "
+                    f"task: regression", path=first.path, line=first.line)
 
 
 def _known(label_names: list[str]) -> str:

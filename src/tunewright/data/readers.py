@@ -107,6 +107,12 @@ def _decode(path: Path) -> str:
                         line=line) from None
 
 
+def _lines(text: str) -> list[str]:
+    """Physical lines, ended by \\n, \\r\\n or \\r only. ``str.splitlines`` also ends a line at U+2028, \\x0c,
+    \\x85 and more, which may stand inside a JSON string, so one valid row would become two bad ones."""
+    return [ln.rstrip("\r\n") for ln in io.StringIO(text, newline="").readlines()]
+
+
 def _pick(fields: list[str], cols: Columns, path: Path, line: int | None) -> tuple[str, ...]:
     """The first column set present in ``fields``; else a DataError naming what exists."""
     for alt in cols.alternatives:
@@ -145,7 +151,11 @@ def read_table(path: Path, cols: Columns, budget: BadRowBudget) -> list[Example]
     """CSV/TSV with a header row. A record may span lines (quoted newlines); ``line`` is where
     it starts. Blank lines are not rows and are skipped."""
     text = _decode(path)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=TABLE_FORMATS[path.suffix.lower()])
+    # strict: a quote that closes and is then followed by anything but a delimiter or the end of the
+    # line is an error. The default (non-strict) reader glues such a record onto the next rows and
+    # silently drops or moves quote characters, so one broken row would eat the rows after it.
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=TABLE_FORMATS[path.suffix.lower()],
+                        strict=True)
     try:
         header = next(reader, None)
         while header == []:
@@ -156,6 +166,10 @@ def read_table(path: Path, cols: Columns, budget: BadRowBudget) -> list[Example]
     if header is None:
         raise DataError("empty file (no header row)", path=str(path))
     header = [h.strip() for h in header]
+    twice = sorted({h for h in header if header.count(h) > 1})
+    if twice:   # a dict of the row would keep the last of them and drop the others without a word
+        raise DataError(f"duplicate column name(s) {twice} in the header; the columns are {header}",
+                        path=str(path), line=reader.line_num, column=twice[0])
     alt = _pick(header, cols, path, reader.line_num)
     out, start = [], reader.line_num + 1
     while True:
@@ -164,7 +178,11 @@ def read_table(path: Path, cols: Columns, budget: BadRowBudget) -> list[Example]
         except StopIteration:
             break
         except csv.Error as e:
-            budget.skip(DataError(f"malformed row: {e}", path=str(path), line=start))
+            # The bad record may have swallowed the lines after its start (an unclosed quote runs on):
+            # they are named here and count as this one bad row, never read as something else.
+            span = f"; the record runs from line {start} to line {reader.line_num}" if reader.line_num > start else ""
+            budget.skip(DataError(f"malformed row: {e}{span} (is a quote left open, or text after a closing "
+                                  f"quote?)", path=str(path), line=start))
             start = reader.line_num + 1
             continue
         line, start = start, reader.line_num + 1
@@ -181,18 +199,33 @@ def read_table(path: Path, cols: Columns, budget: BadRowBudget) -> list[Example]
     return out
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
+    """json.loads keeps the last of two equal keys silently; a row with a key twice is a bad row."""
+    keys = [k for k, _ in pairs]
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        raise _DuplicateKey(f"key(s) {twice} appear twice in one object")
+    return dict(pairs)
+
+
 def read_jsonl(path: Path, cols: Columns, budget: BadRowBudget) -> list[Example]:
     """One JSON object per line. Blank lines are skipped; anything else malformed is a bad row."""
     out = []
-    for line, raw in enumerate(_decode(path).splitlines(), start=1):
+    for line, raw in enumerate(_lines(_decode(path)), start=1):
         if not raw.strip():
             continue
         try:
             try:
-                obj = json.loads(raw)
+                obj = json.loads(raw, object_pairs_hook=_unique_keys)
             except json.JSONDecodeError as e:
                 raise DataError(f"invalid JSON at character {e.colno}: {e.msg}", path=str(path),
                                 line=line) from None
+            except _DuplicateKey as e:
+                raise DataError(str(e), path=str(path), line=line) from None
             if not isinstance(obj, dict):
                 raise DataError(f"expected a JSON object, got {type(obj).__name__}",
                                 path=str(path), line=line)
@@ -209,7 +242,7 @@ def read_lines(path: Path, cols: Columns, budget: BadRowBudget) -> list[Example]
         raise DataError("a .txt file has no labels; use CSV/TSV/JSONL with a label column",
                         path=str(path))
     return [Example(str(path), i, text=raw) for i, raw in
-            enumerate(_decode(path).splitlines(), start=1) if raw.strip()]
+            enumerate(_lines(_decode(path)), start=1) if raw.strip()]
 
 
 def read_image_folder(root: Path, budget: BadRowBudget) -> list[Example]:

@@ -14,6 +14,7 @@ import math
 from collections import Counter
 from typing import Hashable, Optional, Sequence
 
+import numpy as np
 from sklearn.model_selection import train_test_split
 
 
@@ -72,3 +73,21 @@ def subset_indices(n: int, labels: Optional[Sequence[Hashable]], size: int,
         return list(range(n)), None
     keep, _, note = _split(labels, n, n - size, seed)
     return keep, note
+
+
+def stratified_subset(labels: Sequence, n: Optional[int], seed: int) -> np.ndarray:
+    """Indices of a seeded subset of about n rows with the class proportions of `labels` (all when n is None).
+
+    The drivers' subsets (multitask/, continual/): about n rows, at least one per class, drawn per
+    class with numpy. `subset_indices` (the run's `data.train_subset`) draws exactly `size` rows with
+    sklearn instead; both are kept because each one's rows are what its recorded results used."""
+    labels = np.asarray(labels)
+    if n is None or n >= len(labels):
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    keep = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        k = max(1, int(round(n * len(idx) / len(labels))))
+        keep.extend(rng.choice(idx, size=min(k, len(idx)), replace=False))
+    return np.sort(np.array(keep))

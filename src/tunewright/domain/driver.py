@@ -11,10 +11,13 @@ import torch
 from torch import nn
 
 from ..assets.datasets import get_dataset
-from ..training.drive import (EncoderHead, Examples, accuracy, batches_forever, build_encoder, fit_examples,
-                              image_tensors)
+from ..data.examples import Examples, batches_forever, image_tensors
+from ..evaluate.predict import accuracy
+from ..models.encoder_head import EncoderHead, build_encoder
+from ..training.fit_examples import fit_examples
 from .callbacks import DomainAlignment
 from .core import domain_shift
+from .methods import method_class
 
 
 def load_pair(source: str, target: str, seed: int, eval_fraction: float = 0.5):
@@ -42,6 +45,7 @@ def adapt_domain(cfg, method: str | None = None, log=None) -> dict:
     `log` (tracking.phases.PhasedLog): the training rows and the final scores to metrics.jsonl."""
     d = cfg.domain
     method = method or d.method
+    method_class(method)                       # an unknown name fails here, before any data is read
     torch.manual_seed(cfg.train.seed)
     source, target, target_eval = load_pair(d.source, d.target, cfg.train.seed, d.eval_fraction)
     encoder = build_encoder(cfg)

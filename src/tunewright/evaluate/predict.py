@@ -1,23 +1,30 @@
 """Run a model over a dataset: logits for every example, and the task metrics."""
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..training.loop import to_device
+from ..data.collate import to_device
 from .metrics import classification_metrics, lm_metrics, multilabel_metrics, regression_metrics
 
 
 @torch.no_grad()
-def predict_logits(model, dataset, collate, batch_size: int, precision, indices=None) -> tuple[np.ndarray, np.ndarray | None]:
-    """All logits (N, C) (or (N,) for regression) in dataset order, plus the labels if present."""
+def predict_logits(model, dataset, collate, batch_size: int, precision=None,
+                   indices=None) -> tuple[np.ndarray, np.ndarray | None]:
+    """All logits (N, C) (or (N,) for regression) in dataset order, plus the labels if present.
+
+    `precision` (training/precision.py) gives the device and autocast; None: fp32 on the CPU."""
     model.eval()
+    device = precision.device if precision is not None else torch.device("cpu")
+    autocast = precision.autocast if precision is not None else contextlib.nullcontext
     idx = list(range(len(dataset))) if indices is None else list(indices)
     outs, labels = [], []
     for s in range(0, len(idx), batch_size):
-        batch = to_device(collate([dataset[j] for j in idx[s:s + batch_size]]), precision.device)
-        with precision.autocast():
+        batch = to_device(collate([dataset[j] for j in idx[s:s + batch_size]]), device)
+        with autocast():
             logits = model(batch)
         outs.append(logits.float().cpu())
         if "labels" in batch:
@@ -53,3 +60,14 @@ def evaluate_dataset(model, dataset, collate, task: str, num_labels: int | None,
     if task == "multilabel":
         return multilabel_metrics(logits, labels)
     return regression_metrics(logits, labels)
+
+
+def accuracy(model, dataset, batch_size: int = 512, collate=None) -> float:
+    """Top-1 accuracy over a dataset of example dicts (the drivers' tensor examples: `stack_collate` by
+    default), fp32 on the CPU; the model's train/eval mode is left as it was."""
+    from ..data.examples import stack_collate
+
+    was = model.training
+    logits, labels = predict_logits(model, dataset, collate or stack_collate, batch_size)
+    model.train(was)
+    return float(torch.from_numpy(logits.argmax(-1) == labels).float().mean())

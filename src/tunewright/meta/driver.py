@@ -12,6 +12,7 @@ network pre-trained (with `fit()`) as an ordinary classifier on the meta-train c
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 from pathlib import Path
 
@@ -21,7 +22,10 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..assets.datasets import get_dataset
-from ..training.drive import Examples, build_encoder, fit_examples, image_tensors
+from ..tracking.phases import PhasedLog
+from ..data.examples import Examples, image_tensors
+from ..models.encoder_head import build_encoder
+from ..training.fit_examples import fit_examples
 from .core import EpisodeSampler, adapt, maml_loss, mean_ci, split_classes
 
 
@@ -159,30 +163,23 @@ def meta_train(cfg, run_dir=None, algorithm: str | None = None, data=None) -> di
     learner = MetaLearner(net, algorithm, m.inner_lr, m.inner_steps)
     learner.zero_head = m.zero_head
     episodes = Episodes(x, train_sampler, m.meta_iterations * m.meta_batch)
-    log = None
-    if run_dir is not None:                  # metrics.jsonl and the `tracking:` trackers, as `tunewright train`
-        from ..tracking.phases import PhasedLog
-        log = PhasedLog(cfg, run_dir)
-    try:
+    # metrics.jsonl and the `tracking:` trackers, as `tunewright train`; closed on errors
+    with (PhasedLog(cfg, run_dir) if run_dir is not None else contextlib.nullcontext()) as log:
         state = fit_examples(learner, episodes, cfg, loss_fn=lambda losses, batch: losses.mean(), epochs=1,
                              batch_size=m.meta_batch, weight_decay=0.0,
                              callbacks=log.callbacks(f"meta-train {algorithm}") if log else ())
         acc, ci = evaluate_episodes(net, x, test_sampler, m.test_episodes, inner_lr=m.inner_lr,
                                     steps=m.test_inner_steps, adapt_names=learner.adapt_names(),
                                     zero_head=m.zero_head)
-    except BaseException:
-        if log is not None:
-            log.close()
-        raise
-    summary = {"algorithm": algorithm, "n_way": m.n_way, "k_shot": m.k_shot, "test_acc": acc, "ci95": ci,
-               "meta_iterations": state.step, "seconds": round(state.train_seconds, 1),
-               "train_classes": train_cls, "test_classes": test_cls, "test_episodes": m.test_episodes}
-    if log is not None:                      # PhasedLog wrote config.yaml; close() writes summary.json
-        from safetensors.torch import save_file
-        weights = Path(run_dir) / "meta_model.safetensors"
-        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(weights))
-        log.log({"split": "meta_test", "phase": "meta-test", "acc": acc, "ci95": ci})
-        log.close(summary, artifacts=[weights])
+        summary = {"algorithm": algorithm, "n_way": m.n_way, "k_shot": m.k_shot, "test_acc": acc, "ci95": ci,
+                   "meta_iterations": state.step, "seconds": round(state.train_seconds, 1),
+                   "train_classes": train_cls, "test_classes": test_cls, "test_episodes": m.test_episodes}
+        if log is not None:                  # PhasedLog wrote config.yaml; close() writes summary.json
+            from safetensors.torch import save_file
+            weights = Path(run_dir) / "meta_model.safetensors"
+            save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(weights))
+            log.log({"split": "meta_test", "phase": "meta-test", "acc": acc, "ci95": ci})
+            log.close(summary, artifacts=[weights])
     return summary
 
 

@@ -12,7 +12,6 @@ HF_HUB_OFFLINE=1) and nothing cached, HF raises a chain of errors; we raise ONE 
 """
 from __future__ import annotations
 
-import contextlib
 import inspect
 import os
 import socket
@@ -24,23 +23,9 @@ from urllib.parse import urlparse
 import torch
 
 from tunewright.errors import ModelLoadError
+from tunewright.hf_logging import quiet_hf  # noqa: F401  (also imported from here)
 from tunewright.models.image_spec import ImageSpec
 from tunewright.models.pooling import default_pooling, sentence_transformers_pooling
-
-
-@contextlib.contextmanager
-def quiet_hf():
-    """Silence transformers' per-load report and progress bars; we report what matters ourselves."""
-    from transformers.utils import logging as hf_logging
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
 
 
 def _hub_kwargs(source: dict) -> dict:

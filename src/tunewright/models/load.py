@@ -30,6 +30,7 @@ from typing import Any, Optional
 
 from torch import nn
 
+from tunewright.config.schema import uses_method
 from tunewright.errors import ModelLoadError
 from tunewright.models import hf
 from tunewright.models.backbones import FACTORY_RE, build_efficientnet, build_factory
@@ -48,7 +49,7 @@ def attention_dropout(cfg) -> Optional[float]:
     """``model.attention_dropout`` resolved: ``auto`` is 0 when a PEFT method trains, else None (keep)."""
     value = cfg.model.attention_dropout
     if value == "auto":
-        return 0.0 if cfg.method != "none" else None
+        return 0.0 if uses_method(cfg) else None
     return None if value is None else float(value)
 
 

@@ -30,19 +30,13 @@ from safetensors.torch import load_model as st_load_model
 from safetensors.torch import save_model as st_save_model
 
 from tunewright.errors import CheckpointError, ModelLoadError
+from tunewright.filemode import umask_mode
 from tunewright.models.image_spec import ImageSpec
 from tunewright.models.task_model import TaskModel
 
 WEIGHTS = "model.safetensors"
 META = "tunewright_model.json"
 FORMAT_VERSION = 1
-
-
-def umask_mode(kind: int = 0o666) -> int:
-    """The mode a normal ``open()`` would give (mkstemp/mkdtemp use 0600/0700)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return kind & ~mask
 
 
 def _atomic(path: Path, write: Callable[[str], None]) -> None:

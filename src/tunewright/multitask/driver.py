@@ -17,7 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..training.drive import Examples, accuracy, fit_examples, stratified_subset, text_task
+from ..data.examples import Examples
+from ..data.splits import stratified_subset
+from ..evaluate.predict import accuracy
+from ..models.frozen_text import text_task
+from ..training.fit_examples import fit_examples
 from ..zoo import mlp_trunk
 from ..peft.task_adapters import add_task_adapters, set_task
 from .core import multitask_batches, uncertainty_weighted

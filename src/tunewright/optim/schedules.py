@@ -17,6 +17,8 @@ from functools import partial
 
 import torch
 
+from ..config.schema import SCHEDULES as SCHEDULE_NAMES
+
 
 def constant(step: int, total: int, warmup: int = 0) -> float:
     return min(1.0, (step + 1) / warmup) if warmup and step < warmup else 1.0
@@ -70,8 +72,9 @@ def one_cycle(step: int, total: int, warmup: int = 0, pct_start: float = 0.3, di
     return anneal(1.0, 1 / (div * final_div), (step - max(peak, 0)) / max(total - 1 - max(peak, 0), 1e-9))
 
 
-SCHEDULES = {"constant": constant, "linear": linear, "cosine": cosine, "polynomial": polynomial,
-             "slanted_triangular": slanted_triangular, "one_cycle": one_cycle}
+# The names come from the config schema (the one list, also shown by `tunewright config`); each
+# schedule is the function of that name in this module, so a name without a function fails at import.
+SCHEDULES = {name: globals()[name] for name in SCHEDULE_NAMES}
 
 
 def schedule_fn(name: str, total: int, warmup: int, **kw):

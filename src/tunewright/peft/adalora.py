@@ -23,8 +23,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from . import base
-
-MODULE = "tunewright.peft.adalora"
+from .method import Method
 
 
 def own_pattern(name: str) -> str:
@@ -118,3 +117,16 @@ class AdaLoraBudget:
         self._alloc = model.backbone.base_model.rankallocator
         self._config = model.backbone.peft_config[self.adapter]
         return self
+
+
+def restore_config(config, saved: dict) -> None:
+    """Before peft loads saved weights back (restore_saved): the file holds the ranks of the step it was
+    saved at; later budget steps changed the model's pattern, and peft resizes the layers by the model's
+    pattern before loading."""
+    if saved.get("rank_pattern") and hasattr(config, "rank_pattern"):
+        config.rank_pattern = saved["rank_pattern"]
+
+
+# ranknum: peft's per-layer rank count, added but never trained.
+METHOD = Method("adalora", apply, own_pattern, module=__name__, adapter_pattern=r"\.lora_[A-Za-z_]+\.|\.ranknum\.",
+                equal_at_init=True, merges=True, low_rank=True, restore_config=restore_config)

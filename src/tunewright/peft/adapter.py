@@ -28,8 +28,7 @@ from torch import nn
 from ..errors import ConfigError
 from . import base
 from .layers import AdapterLayer, LoraLayer
-
-MODULE = "tunewright.peft.adapter"
+from .method import Method
 
 # Output projections by architecture family: BERT/RoBERTa/MiniLM, Llama/Mistral/Qwen, GPT-2, DistilBERT, others.
 ATTN_OUT = re.compile(r"(attention\.output\.dense|self_attn\.o_proj|attn\.c_proj|attention\.out_lin|"
@@ -109,3 +108,7 @@ def saved_options(model, cfg) -> dict:
     name = cfg.peft.adapter_name
     paths = [p for p, m in base.own_layers(model) if isinstance(m, AdapterLayer) and name in m.adapter_names()]
     return options(model, cfg.adapter, paths)
+
+
+METHOD = Method("adapter", apply, own_pattern, module=__name__, adapter_pattern=r"\.adapter\.", equal_at_init=True,
+                merges=False, inject=inject, saved_options=saved_options)      # non-linear: cannot be merged

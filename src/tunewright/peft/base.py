@@ -1,13 +1,15 @@
 """The contract every method keeps, and the adapter lifecycle built on it.
 
-A method is one module (lora, adalora, prompt, ia3, adapter, bitfit) with ``apply(model, cfg) -> Plan``:
+A method is one module (lora, adalora, prompt, ia3, adapter, bitfit) that declares a ``Method``
+(method.py) whose ``apply(model, cfg) -> Plan`` does:
 
 1. inject: add its parameters to ``model.backbone``, through peft (``wrap_peft``: the backbone
    becomes a ``peft.PeftModel``, so names stay under ``backbone.`` and ``head.`` stays ours) or
    through tunewright's own layers (layers.py);
 2. choose what trains by a rule on names (``train_only``): its own parameters (one regex), the
-   head when ``peft.train_head``, and existing parameters only where a strategy other than
-   ``full`` chose them (so ``strategy: partial`` + ``method: lora`` trains both);
+   head when ``peft.train_head``, and the existing parameters that were trainable before it ran:
+   ``apply_method`` freezes the base first unless the strategy's Plan says it chose them
+   (``Plan.chose_parameters``: so ``strategy: partial`` + ``method: lora`` trains both);
 3. return a Plan: the method's LR (``<method>.lr``) as a multiple of ``train.lr`` for those
    parameters, and its callbacks.
 
@@ -24,11 +26,13 @@ The lifecycle, for every method (each function says where one cannot)::
 
 Why the head travels with the adapter: a reloaded peft model otherwise gets a fresh random head
 (peft issues #577, #1070).
+
+Nothing here knows a method by name: where one differs, base.py calls the hook its declaration
+gives (``restore_config``, ``adapter_names``, ``inject``, ``own_pattern``; method.py).
 """
 from __future__ import annotations
 
 import copy
-import importlib
 import json
 import os
 import re
@@ -42,7 +46,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..errors import ConfigError, MethodError, ModelLoadError
-from ..strategies import Plan
+from ..training.plan import Plan
 from .layers import AdapterLayer, LoraLayer
 
 ADAPTER_DIR, HEAD_FILE, INFO = "adapter", "head.safetensors", "tunewright_adapter.json"
@@ -127,11 +131,11 @@ def flags(model: nn.Module) -> dict[int, bool]:
 
 def train_only(model, cfg, own: str, before: dict[int, bool]) -> list[str]:
     """Freeze everything except: parameters whose name matches ``own`` (the method's), the head
-    (``peft.train_head``), and what a strategy that selects parameters (partial, feature_extraction)
-    chose. Strategies that let everything train (full, lp_ft, gradual unfreezing) leave the choice to
-    the method. Returns the method's names."""
-    from ..strategies import TRAINS_EVERYTHING
-    rule, keep = re.compile(own), cfg.strategy not in TRAINS_EVERYTHING
+    (``peft.train_head``), and the existing parameters that trained ``before`` injection. Those are what
+    a strategy that selects parameters (partial, feature_extraction) chose; after a strategy that lets
+    everything train, ``apply_method`` has frozen the base, so the method decides alone. Returns the
+    method's names."""
+    rule = re.compile(own)
     mine = []
     for name, p in model.named_parameters():
         if rule.search(name):
@@ -140,7 +144,7 @@ def train_only(model, cfg, own: str, before: dict[int, bool]) -> list[str]:
         elif name.startswith("head."):
             p.requires_grad_(bool(cfg.peft.train_head))
         else:
-            p.requires_grad_(keep and before.get(id(p), False))
+            p.requires_grad_(before.get(id(p), False))
     if not mine:
         raise MethodError(f"method: {cfg.method} added no trainable parameter to this model (rule {own!r}).")
     return mine
@@ -241,12 +245,21 @@ def save_adapter(model, out_dir, method: str, name: str, module: str, options: d
     return {"method": method, "backend": backend, "adapter_name": name, "dir": ADAPTER_DIR, "head": HEAD_FILE}
 
 
-# Any adapter's parameter, whichever method and name: never part of head.safetensors.
-_ADAPTER_PARAM = re.compile(r"\.(lora_[A-Za-z_]+|ia3_l|prompt_encoder|adapter)\.|^backbone\.prompt_encoder\.")
-
-
 def _is_adapter_param(name: str) -> bool:
-    return bool(_ADAPTER_PARAM.search(name))
+    """Any adapter's parameter, whichever method and name: never part of head.safetensors. The pattern is
+    the union of the methods' declared ``adapter_pattern``s (registry.ADAPTER_PARAM)."""
+    from .registry import is_adapter_param
+    return is_adapter_param(name)
+
+
+def _saved_method(info: dict):
+    """The declaration of the method a saved adapter was trained with (tunewright_adapter.json)."""
+    from .registry import METHODS
+    method = METHODS.get(info.get("method"))
+    if method is None or method.module != info["module"]:
+        raise ModelLoadError(f"saved adapter: method {info.get('method')!r} (module {info.get('module')!r}) is not "
+                             f"a method this tunewright knows ({', '.join(METHODS)}).")
+    return method
 
 
 def read_info(adapter_dir: Path) -> dict:
@@ -270,9 +283,17 @@ def _adapter_dir(path) -> Path:
                          f"model/{ADAPTER_DIR}/).")
 
 
+def beside(model, key: str, make):
+    """State that belongs with ``model`` but not in it, created by ``make()`` on first use. Kept in the
+    model object's own ``__dict__``, not as a submodule or buffer: the model's state dict, parameters and
+    checkpoints stay exactly the base's plus its adapters, while ``copy.deepcopy(model)`` still copies it
+    (a weak-keyed table beside the model would lose it on copy)."""
+    return vars(model).setdefault(f"_tw_{key}", make())
+
+
 def heads(model) -> dict[str, nn.Module]:
     """One head per adapter name, kept beside the model (not inside it: its state dict stays the model's)."""
-    return vars(model).setdefault("_tw_heads", {})
+    return beside(model, "heads", dict)
 
 
 def _load_head(model, folder: Path, name: str, activate: bool) -> None:
@@ -320,10 +341,10 @@ def load_adapter(model, path, name: Optional[str] = None, *, activate: bool = Tr
             model.backbone = PeftModel.from_pretrained(model.backbone, str(folder), adapter_name=name,
                                                        is_trainable=trainable)
     else:
-        module = importlib.import_module(info["module"])
-        module.inject(model, info["options"], name)
+        method = _saved_method(info)
+        method.inject(model, info["options"], name)
         state = load_file(str(folder / PEFT_WEIGHTS))
-        rule = re.compile(module.own_pattern(name))
+        rule = re.compile(method.own_pattern(name))
         params = {n: p for n, p in model.named_parameters() if rule.search(n)}
         want = {file_key(n, name) for n in params}
         if want != set(state):
@@ -358,16 +379,13 @@ def restore_saved(model, model_dir) -> bool:
     if info["backend"] == "peft":
         from peft import set_peft_model_state_dict
         saved = json.loads((model_dir / ADAPTER_DIR / PEFT_CONFIG).read_text())
-        config = model.backbone.peft_config.get(name)
-        if saved.get("rank_pattern") and hasattr(config, "rank_pattern"):
-            # AdaLoRA: the file holds the ranks of the step it was saved at; later budget steps changed the
-            # model's pattern, and peft resizes the layers by the model's pattern before loading.
-            config.rank_pattern = saved["rank_pattern"]
+        method = _saved_method(info)
+        if method.restore_config is not None:     # AdaLoRA: the saved rank pattern, before peft resizes
+            method.restore_config(model.backbone.peft_config.get(name), saved)
         # peft's own loader (it knows its special cases: prompt embeddings, AdaLoRA's pruned ranks).
         set_peft_model_state_dict(model.backbone, state, adapter_name=name)
     else:
-        module = importlib.import_module(info["module"])
-        rule = re.compile(module.own_pattern(name))
+        rule = re.compile(_saved_method(info).own_pattern(name))
         with torch.no_grad():
             for n, p in model.named_parameters():
                 if rule.search(n):
@@ -379,13 +397,19 @@ def restore_saved(model, model_dir) -> bool:
 
 # ---- several adapters ---------------------------------------------------------------------------
 
+def _held_outside_layers(model) -> list[str]:
+    """Adapters that no adapter layer holds, as the methods that keep them say (BitFit's ``adapter_names``)."""
+    from .registry import METHODS
+    return [n for m in METHODS.values() if m.adapter_names is not None for n in m.adapter_names(model)]
+
+
 def adapters(model) -> list[str]:
     if is_peft(model):
         return list(model.backbone.peft_config)
     names: list[str] = []
     for _, layer in own_layers(model):
         names += [n for n in layer.adapter_names() if n not in names]
-    return names or list(vars(model).get("_tw_bitfit", []))
+    return names or _held_outside_layers(model)
 
 
 def active_adapter(model) -> Optional[str]:
@@ -393,7 +417,7 @@ def active_adapter(model) -> Optional[str]:
         return model.backbone.active_adapter
     for _, layer in own_layers(model):
         return layer.active
-    return (vars(model).get("_tw_bitfit") or [None])[0]
+    return (_held_outside_layers(model) or [None])[0]
 
 
 def set_adapter(model, name: str) -> None:

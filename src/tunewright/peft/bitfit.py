@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from ..errors import ConfigError, MethodError
 from . import base
-
-MODULE = "tunewright.peft.bitfit"
+from .method import Method
 
 
 def own_pattern(name: str) -> str:
@@ -30,13 +29,25 @@ def apply(model, cfg):
     return base.method_plan(model, cfg, mine, cfg.bitfit.lr)
 
 
+def held(model) -> list[str]:
+    """The BitFit adapter this model holds (at most one). There are no adapter layers to hold its name, so
+    it is kept beside the model (base.beside: not in its state dict, copied with it)."""
+    return base.beside(model, "bitfit", list)
+
+
 def inject(model, options: dict, name: str) -> None:
-    held = vars(model).setdefault("_tw_bitfit", [])
-    if held and name not in held:
+    held_names = held(model)
+    if held_names and name not in held_names:
         raise MethodError(f"BitFit trains the base's own biases: this model already holds BitFit adapter "
-                          f"{held[0]!r}, and loading {name!r} would overwrite it. Load it on a fresh base model.")
-    held[:] = [name]
+                          f"{held_names[0]!r}, and loading {name!r} would overwrite it. Load it on a fresh base "
+                          f"model.")
+    held_names[:] = [name]
 
 
 def saved_options(model, cfg) -> dict:
     return {}
+
+
+# Nothing is added (adapter_pattern None): the trained biases are the base's own, and "merging" changes nothing.
+METHOD = Method("bitfit", apply, own_pattern, module=__name__, adapter_pattern=None, equal_at_init=True, merges=True,
+                inject=inject, saved_options=saved_options, adapter_names=lambda model: list(held(model)))

@@ -15,8 +15,7 @@ from __future__ import annotations
 from torch import nn
 
 from . import base
-
-MODULE = "tunewright.peft.ia3"
+from .method import Method
 
 
 def own_pattern(name: str) -> str:
@@ -52,3 +51,7 @@ def apply(model, cfg):
     base.wrap_peft(model, config, name)
     mine = base.train_only(model, cfg, own_pattern(name), before)
     return base.method_plan(model, cfg, mine, opts.lr)
+
+
+METHOD = Method("ia3", apply, own_pattern, module=__name__, adapter_pattern=r"\.ia3_l\.", equal_at_init=True,
+                merges=True)

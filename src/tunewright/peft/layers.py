@@ -22,7 +22,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from ..config import declared
+
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "swish": nn.SiLU, "tanh": nn.Tanh}
+declared.declare("adapter.activation", ACTIVATIONS)   # config checks `adapter.activation:` against these names
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 # Convolutions whose forward is exactly ``self._conv_forward(x, self.weight, self.bias)``: there we call
 # that with another weight directly; any other forward (subclasses) runs through functional_call.

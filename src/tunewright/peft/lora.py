@@ -26,8 +26,7 @@ from torch import nn
 
 from . import base
 from .layers import LoraLayer
-
-MODULE = "tunewright.peft.lora"
+from .method import Method
 
 
 def own_pattern(name: str) -> str:
@@ -98,3 +97,7 @@ def saved_options(model, cfg) -> dict | None:
     name = cfg.peft.adapter_name
     paths = [p for p, m in base.own_layers(model) if isinstance(m, LoraLayer) and name in m.adapter_names()]
     return own_options(cfg.lora, paths)
+
+
+METHOD = Method("lora", apply, own_pattern, module=__name__, adapter_pattern=r"\.lora_[A-Za-z_]+\.", equal_at_init=True,
+                merges=True, low_rank=True, inject=inject, saved_options=saved_options)

@@ -27,8 +27,7 @@ from __future__ import annotations
 
 from ..errors import ConfigError
 from . import base
-
-MODULE = "tunewright.peft.prompt"
+from .method import Method
 
 
 def own_pattern(name: str) -> str:
@@ -112,3 +111,12 @@ def _load_prefix(model, name: str, layers: list) -> None:
                           f"peft expects {tuple(weight.shape)}; leave init_text empty for this model.")
     with torch.no_grad():
         weight.copy_(table.to(weight.dtype))
+
+
+# Virtual tokens change every output from the start, and add no weight update to merge.
+PROMPT_TUNING = Method("prompt_tuning", apply_prompt, own_pattern, module=__name__,
+                       adapter_pattern=r"\.prompt_encoder\.|^backbone\.prompt_encoder\.", equal_at_init=False,
+                       merges=False)
+PREFIX_TUNING = Method("prefix_tuning", apply_prefix, own_pattern, module=__name__,
+                       adapter_pattern=r"\.prompt_encoder\.|^backbone\.prompt_encoder\.", equal_at_init=False,
+                       merges=False)

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from . import plots
-from .runs import predictions, read_rows
+from .runs import predictions, read_leaderboard, read_rows
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
@@ -126,8 +126,6 @@ def analysis_sections(page: Page, run_dir: Path, analyze: bool, max_examples: in
 
 
 def compare_sections(page: Page, compare_dir: Path, analyze: bool, baselines: bool, max_examples: int = 256) -> None:
-    from ..compare import read_leaderboard
-
     lb = read_leaderboard(compare_dir / "leaderboard.csv")
     page.h2("Leaderboard")
     page.table(sorted(lb, key=lambda r: -(r.get("test_accuracy") or 0)))
@@ -154,7 +152,6 @@ def write_report(path, analyze: bool = True, baselines: bool = True, max_example
         lb_path = path.parent / "leaderboard.csv"
         points = None
         if lb_path.exists():
-            from ..compare import read_leaderboard
             points = read_leaderboard(lb_path)
         run_sections(page, path, points, analyze, baselines, max_examples)
     else:

@@ -1,10 +1,11 @@
-"""Reading a finished run for the report: metrics rows, predictions on test, failure cases, baselines.
+"""Reading a finished run for the report: metrics rows, a compare folder's leaderboard, predictions on test, failure cases, baselines.
 
 The baselines answer "is fine-tuning worth it here?": the majority class, and a linear probe
 (logistic regression) on the *pretrained* model's pooled features, the cheapest transfer there is.
 """
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -19,6 +20,13 @@ def read_rows(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def read_leaderboard(path: Path) -> list[dict]:
+    """leaderboard.csv as written by `tunewright compare`: one dict per variant, numbers as floats (None: empty)."""
+    with open(path) as f:
+        return [{k: (v if k == "variant" else float(v) if v != "" else None) for k, v in r.items()}
+                for r in csv.DictReader(f)]
+
+
 def series(rows: list[dict], split: str, key: str) -> tuple[list[float], list[float]]:
     pts = [(r["step"], r[key]) for r in rows if r.get("split") == split and isinstance(r.get(key), (int, float))]
     return [p[0] for p in pts], [p[1] for p in pts]
@@ -31,7 +39,7 @@ def per_epoch(rows: list[dict], key: str) -> tuple[list[float], list[float]]:
 
 
 def _features(model, ds, collate, idx, bs: int = 32) -> np.ndarray:
-    from ..training.loop import to_device
+    from ..data.collate import to_device
     out = []
     model.eval()
     with torch.no_grad():

@@ -1,7 +1,13 @@
 """Strategies choose which of the model's existing parameters train, and at what LR multiple.
 
 `plan_strategy(model, cfg) -> Plan` is the one entry point the run uses. Each strategy is a plain
-function `(model, cfg) -> Plan` in plans.py, built from the functions of one file per job:
+function `(model, cfg) -> Plan` in plans.py, declared there with its traits (`Strategy`, spec.py:
+trains everything? warm start? a schedule? a feature cache?). `STRATEGIES`, the names `strategy:`
+allows in a config, and every question other code asks about a strategy come from those
+declarations. `Plan` and `FitData` live in training/plan.py, below strategies and peft, so that
+neither package imports the other. The functions come from one file per job:
+
+    spec.py            Strategy: the declaration (name, plan function, traits)
 
     rules.py           freeze(model, rules): (regex, train | freeze | LR multiple), uncovered = error
     groups.py          layer groups bottom -> top with the head on top; GroupIndex (name -> group)
@@ -14,62 +20,22 @@ function `(model, cfg) -> Plan` in plans.py, built from the functions of one fil
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
-
 import torch
 
+from ..config import declared
+from ..training.plan import Plan
+from .spec import Strategy
+from .plans import DECLARED
 
-@dataclass
-class FitData:
-    """What `fit()` trains and what each split is evaluated with.
-
-    By default `model` is the TaskModel and the datasets are the bundle's. A plan's `prepare` may
-    swap in a cache (feature_cache.py): `model` is then a small module over cached tensors that
-    shares the TaskModel's trainable modules, so the trained weights land in the TaskModel.
-    """
-    model: torch.nn.Module
-    train: Any                                   # a Dataset of example dicts
-    collate: Callable
-    lengths: Optional[list[int]]                 # for length bucketing (None: no bucketing)
-    evals: dict[str, tuple]                      # split -> (model, dataset or None, collate)
-    cache_seconds: float = 0.0                   # time spent computing a cache, reported in the summary
-
-    @classmethod
-    def of(cls, model: torch.nn.Module, bundle) -> "FitData":
-        return cls(model, bundle.train, bundle.collate, bundle.lengths.get("train"),
-                   {s: (model, bundle.split(s), bundle.collate) for s in ("val", "test")})
+# name -> declaration, built from the declarations at the end of plans.py (aliases included).
+STRATEGIES: dict[str, Strategy] = {n: s for s in DECLARED for n in (s.name, *s.aliases)}
+declared.declare("strategy", STRATEGIES)     # config checks `strategy:` against these names when it loads
 
 
-@dataclass
-class Plan:
-    """What a strategy or method decided: LR multiplier per parameter name, and callbacks to add.
-
-    - `group_of(name)`: the layer group of a parameter; when set, the optimizer gets one param
-      group per layer group (named in logs as `lr/<group>` and drawn by `tunewright lr-plot`);
-    - `prepare(data, cfg, device) -> FitData`: runs once the model is on its device and before
-      `fit()`: the head warm start (LP-FT) and the feature cache live here.
-    """
-    lr_scale: dict[str, float] = field(default_factory=dict)
-    callbacks: list = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    group_of: Optional[Callable[[str], str]] = None
-    prepare: Optional[Callable[[FitData, Any, torch.device], FitData]] = None
-    bn_recalibrate_batches: int = 0   # > 0: before every evaluation, BatchNorm statistics from this many batches
-
-
-from .plans import feature_extraction, full, gradual_unfreezing, lp_ft, partial  # noqa: E402  (they return Plan)
-
-STRATEGIES: dict[str, Callable] = {
-    "full": full,
-    "feature_extraction": feature_extraction,
-    "partial": partial,
-    "gradual_unfreezing": gradual_unfreezing,
-    "progressive_unfreezing": gradual_unfreezing,   # the same schedule; vision papers call it progressive
-    "lp_ft": lp_ft,
-}
-# Strategies that let every existing parameter train (a PEFT method then decides alone what trains).
-TRAINS_EVERYTHING = ("full", "gradual_unfreezing", "progressive_unfreezing", "lp_ft")
+def strategy_spec(name: str) -> Strategy:
+    """The declaration of strategy `name` (a ConfigError naming the known ones if there is none)."""
+    declared.check("strategy", name)
+    return STRATEGIES[name]
 
 
 def plan_strategy(model: torch.nn.Module, cfg) -> Plan:
@@ -77,4 +43,7 @@ def plan_strategy(model: torch.nn.Module, cfg) -> Plan:
     from .options import check_options
     from .plans import finish
     check_options(cfg)         # done at config load too; a Config built in code skips that
-    return finish(STRATEGIES[cfg.strategy](model, cfg), model, cfg)
+    spec = strategy_spec(cfg.strategy)
+    plan = spec.plan(model, cfg)
+    plan.chose_parameters = not spec.trains_everything    # what a PEFT method applied next keeps (training/plan.py)
+    return finish(plan, model, cfg)

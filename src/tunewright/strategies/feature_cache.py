@@ -40,6 +40,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from ..config import eval_batch_size
 from ..models.groups import find_block_stack
 from ..training.loop import to_device
 
@@ -298,13 +299,13 @@ def _verify(model: nn.Module, cached_model: nn.Module, live_batch: dict, cached_
 
 def cache_fit_data(data, model: nn.Module, cfg, device: torch.device, notes: list[str]):
     """`FitData` over cached features or a cached prefix, or `data` unchanged (with a note saying why)."""
-    from . import FitData
+    from ..training.plan import FitData
 
     what = frozen_prefix(model)
     if isinstance(what, str) and what != "features":
         notes.append(f"feature cache: not used, {what}; training runs live")
         return data
-    bs = cfg.train.eval_batch_size or 2 * cfg.train.batch_size
+    bs = eval_batch_size(cfg.train)
     t0 = time.perf_counter()
     # Train and validation only: they are read every epoch. The test set is read once, at the end, so
     # caching it would save nothing; it runs live (and cache_seconds is the cost of training alone).

@@ -30,6 +30,8 @@ import time
 import torch
 from torch import nn
 
+from ..config import eval_batch_size
+from ..config.schema import uses_method
 from ..training.losses import loss_for
 
 
@@ -75,12 +77,13 @@ def linear_probe(head: nn.Module, features: torch.Tensor, labels: torch.Tensor, 
 def wants_warm_start(cfg) -> bool:
     """`strategy_options.warm_start_head` as a decision: True/False as set; None (auto) means on under
     lp_ft and whenever a PEFT method trains a new classification head (see the module docstring)."""
+    from . import strategy_spec
+    always = strategy_spec(cfg.strategy).warm_start
     flag = cfg.strategy_options.warm_start_head
     if flag is not None:
-        return bool(flag) or cfg.strategy == "lp_ft"
-    peft_head = (cfg.method not in (None, "none") and cfg.peft.train_head
-                 and cfg.task in ("classification", "image_classification"))
-    return cfg.strategy == "lp_ft" or peft_head
+        return bool(flag) or always
+    peft_head = uses_method(cfg) and cfg.peft.train_head and cfg.task in ("classification", "image_classification")
+    return always or peft_head
 
 
 def warm_start_head(data, model: nn.Module, cfg, device: torch.device, notes: list[str]) -> None:
@@ -92,7 +95,7 @@ def warm_start_head(data, model: nn.Module, cfg, device: torch.device, notes: li
                      "layer is pretrained; a factory returning logits has no tunewright head)")
         return
     t0 = time.perf_counter()
-    bs = cfg.train.eval_batch_size or 2 * cfg.train.batch_size
+    bs = eval_batch_size(cfg.train)
     feats, raw_labels = compute_features(model, data.train, data.collate, bs, device)
     labels = data.collate([{"labels": y} for y in raw_labels])["labels"]
     o = cfg.strategy_options

@@ -13,12 +13,8 @@ def _need(ok: bool, key: str, value, allowed: str) -> None:
 
 
 def check_options(cfg) -> None:
-    from . import STRATEGIES
-    if cfg.strategy not in STRATEGIES:
-        import difflib
-        close = difflib.get_close_matches(cfg.strategy, list(STRATEGIES), n=1)
-        raise ConfigError(f"strategy: {cfg.strategy!r} is not known; choose one of {', '.join(STRATEGIES)}."
-                          + (f" Did you mean {close[0]!r}?" if close else ""))
+    from . import strategy_spec
+    spec = strategy_spec(cfg.strategy)          # an unknown name: the error names the known ones
     o, t = cfg.strategy_options, cfg.train
     parse_rules(o.rules)
     for i, entry in enumerate(o.groups):
@@ -36,7 +32,7 @@ def check_options(cfg) -> None:
     _need(o.bn_recalibrate_batches >= 1, "strategy_options.bn_recalibrate_batches", o.bn_recalibrate_batches,
           "it must be >= 1 (bn_stats=train turns recalibration off)")
     _need(o.probe_weight_decay >= 0, "strategy_options.probe_weight_decay", o.probe_weight_decay, "it must be >= 0")
-    if cfg.strategy == "partial" and o.train_top is None and not o.rules:
+    if spec.freezes_by_rules and o.train_top is None and not o.rules:
         raise ConfigError("strategy: partial needs strategy_options.train_top (train the top k layer groups and "
                           "the head) or strategy_options.rules ([[regex, train | freeze | LR multiple], ...]).")
     _need(0 < t.cut_frac < 1, "train.cut_frac", t.cut_frac, "it must be in (0, 1)")

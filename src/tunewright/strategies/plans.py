@@ -18,15 +18,15 @@ from functools import partial as bind
 
 from torch import nn
 
+from ..config.schema import uses_method
 from ..errors import ConfigError
-from . import Plan
+from ..training.plan import Plan
 from .discriminative import group_scales
 from .frozen_mode import FrozenEval
 from .groups import GroupIndex, strategy_groups
 from .rules import depth_rules, freeze, match, parse_rules
+from .spec import Strategy
 from .unfreezing import GradualUnfreezing
-
-CACHED = ("feature_extraction", "partial")       # strategies whose frozen part does not change
 
 
 def _index(model: nn.Module, cfg) -> GroupIndex:
@@ -81,7 +81,7 @@ def gradual_unfreezing(model: nn.Module, cfg) -> Plan:
                            on_plateau=o.unfreeze_on_plateau, patience=o.plateau_patience)
     when = ("on validation plateaus" if o.unfreeze_on_plateau else
             f"at epochs {o.unfreeze_at}" if o.unfreeze_at else f"every {o.unfreeze_every} epoch(s)")
-    return Plan(callbacks=[cb], group_of=index,
+    return Plan(callbacks=[cb], unfreezing=cb, group_of=index,
                 notes=[f"{cfg.strategy}: starts with {index.head!r} only, then unfreezes one group {when}, "
                        f"top down: {', '.join(reversed(index.order[:-1]))}"])
 
@@ -106,10 +106,12 @@ def finish(plan: Plan, model: nn.Module, cfg) -> Plan:
     from .l2sp import L2SP
     from .lp_ft import wants_warm_start
 
+    from . import strategy_spec
+    spec = strategy_spec(cfg.strategy)
     o, t = cfg.strategy_options, cfg.train
     index = plan.group_of if isinstance(plan.group_of, GroupIndex) else _index(model, cfg)
     head = set(index.names_in(model, [index.head]))
-    if any("embed" in n for n in head) and cfg.strategy != "full":
+    if any("embed" in n for n in head) and not spec.always_trains_everything:
         plan.notes.append(f"the output layer is tied to the input embeddings ({sorted(head)[0]}): training the "
                           f"head also changes the input embeddings")
 
@@ -118,7 +120,7 @@ def finish(plan: Plan, model: nn.Module, cfg) -> Plan:
     rules = parse_rules(o.rules)
     decided = match([n for n, _ in model.named_parameters()], rules) if rules else {}
     frozen = next((n for n, r in decided.items() if not r.trains), None)
-    if frozen is not None and cfg.strategy != "partial":
+    if frozen is not None and not spec.freezes_by_rules:
         raise ConfigError(f"strategy_options.rules: 'freeze' (here for {frozen!r}) works with strategy: partial "
                           f"only; with {cfg.strategy!r} rules give LR multiples (train or a number).")
     per_name = {n: r.scale for n, r in decided.items()}
@@ -138,10 +140,10 @@ def finish(plan: Plan, model: nn.Module, cfg) -> Plan:
             plan.notes.append(f"L2-SP is on and train.weight_decay={t.weight_decay:g} still decays toward zero; "
                               f"set it to 0 for the paper's objective")
     warm = wants_warm_start(cfg)
-    peft = cfg.method not in (None, "none")
+    peft = uses_method(cfg)
     bn_frozen = o.bn_stats == "frozen" or (o.bn_stats == "auto" and (warm or peft))
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    bn_trains = cfg.strategy in ("gradual_unfreezing", "progressive_unfreezing") or \
+    bn_trains = spec.unfreezes or \
         any(p.requires_grad for m in bns for p in m.parameters(recurse=False))   # (unfreezing: later)
     if bn_trains and (o.bn_stats == "recalibrate" or (o.bn_stats == "auto" and not bn_frozen)):
         plan.bn_recalibrate_batches = o.bn_recalibrate_batches
@@ -157,14 +159,25 @@ def finish(plan: Plan, model: nn.Module, cfg) -> Plan:
         plan.callbacks.append(FrozenEval(frozen_layers=not o.frozen_train_mode, bn_stats=bn_frozen))
 
     cache = False
-    if cfg.strategy in CACHED:
+    if spec.caches_features:
         reasons = cache_reasons(cfg) + ([] if o.cache_features else ["strategy_options.cache_features is off"])
         if reasons:
             plan.notes.append(f"feature cache: not used, {'; '.join(reasons)}; training runs live")
         cache = not reasons
-    elif cfg.strategy in ("gradual_unfreezing", "progressive_unfreezing") and o.cache_features:
+    elif spec.unfreezes and o.cache_features:
         plan.notes.append("feature cache: not used, the frozen part changes every epoch under gradual unfreezing, "
                           "so a cache would be rebuilt as often as it is used; training runs live")
     if warm or cache:
         plan.prepare = bind(_prepare, model=model, notes=plan.notes, warm=warm, cache=cache)
     return plan
+
+
+# The strategies' declarations; strategies/__init__.py builds STRATEGIES (and config's allowed names) from them.
+DECLARED = (
+    Strategy("full", full, trains_everything=True, always_trains_everything=True),
+    Strategy("feature_extraction", feature_extraction, trains_everything=False, caches_features=True),
+    Strategy("partial", partial, trains_everything=False, caches_features=True, freezes_by_rules=True),
+    Strategy("gradual_unfreezing", gradual_unfreezing, trains_everything=True, unfreezes=True,
+             aliases=("progressive_unfreezing",)),   # the same schedule; vision papers call it progressive
+    Strategy("lp_ft", lp_ft, trains_everything=True, warm_start=True),
+)

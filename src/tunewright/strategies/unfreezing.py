@@ -85,11 +85,16 @@ class GradualUnfreezing:
         training = unfreeze_top(self.model, self.index, self.unfrozen, self.allowed)
         self.unfrozen = len(training)
 
-    def on_fit_start(self, ctx) -> None:
-        # What may train at all is what the strategy and the method left trainable; the optimizer
-        # was built from exactly that set, so unfreezing never needs a new param group.
-        self.allowed = {n for n, p in self.model.named_parameters() if p.requires_grad}
+    def start(self) -> None:
+        """The state at step 0: the head alone (or what a resumed checkpoint had unfrozen).
+        What may train at all is what the strategy and the method left trainable; the optimizer
+        was built from exactly that set, so unfreezing never needs a new param group."""
+        if self.allowed is None:
+            self.allowed = {n for n, p in self.model.named_parameters() if p.requires_grad}
         self._apply()
+
+    def on_fit_start(self, ctx) -> None:
+        self.start()
 
     def on_epoch_start(self, ctx) -> None:
         if not self.on_plateau:

@@ -2,17 +2,17 @@
 baselines, a pre-training step): the same metrics.jsonl and `tracking:` trackers as `tunewright
 train`, with each row tagged by its phase.
 
-    log = PhasedLog(cfg, run_dir)                   # metrics.jsonl + cfg.tracking; the config logged
-    fit_examples(model, data, cfg, callbacks=[*cbs, *log.callbacks("task 1")])
-    log.log({"phase": "task 1", "R_row": [...]})    # a driver's own row (evaluation after a phase)
-    log.close(summary)                              # summary.json as an artifact, trackers closed
+    with PhasedLog(cfg, run_dir) as log:            # metrics.jsonl + cfg.tracking; the config logged
+        fit_examples(model, data, cfg, callbacks=[*cbs, *log.callbacks("task 1")])
+        log.log({"phase": "task 1", "R_row": [...]})  # a driver's own row (evaluation after a phase)
+        log.close(summary)                            # summary.json as an artifact, trackers closed
+                                                      # leaving the block unclosed (an error): trackers closed
 
 Rows keep `fit()`'s keys; `step` counts optimizer steps over the whole run (so TensorBoard, MLflow
 and W&B draw one curve), `phase_step` the step within the phase.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -32,11 +32,16 @@ class _Phase:
 
 
 class PhasedLog:
-    def __init__(self, cfg, run_dir):
-        from ..config import dump_yaml
-        from ..run import logging_callbacks
+    """A context manager: leaving the block without `close(summary)` (an error) closes the trackers
+    and writes no summary."""
 
-        self.run_dir = Path(run_dir)
+    def __init__(self, cfg, run_dir=None):
+        """`run_dir` defaults to the config's run folder, `<output_dir>/<run_name>`."""
+        from ..config import dump_yaml
+        from .run_log import logging_callbacks
+
+        self.closed = False
+        self.run_dir = Path(run_dir) if run_dir is not None else Path(cfg.output_dir) / cfg.run_name
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "config.yaml").write_text(dump_yaml(cfg))
         self.trackers, self._callbacks = logging_callbacks(cfg, self.run_dir)
@@ -53,13 +58,16 @@ class PhasedLog:
 
     def close(self, summary: Optional[dict] = None, artifacts: Sequence = ()) -> None:
         """Write summary.json (when given), hand it and `artifacts` (e.g. saved weights) to the
-        trackers, close them. Without a summary (the run failed) nothing is written or handed over."""
-        if summary is not None:
-            (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-        for t in self.trackers:
-            if summary is not None:
-                if hasattr(t, "log_summary"):
-                    t.log_summary(summary)
-                for path in [*artifacts, self.run_dir / "summary.json"]:
-                    t.log_artifact(path)
-            t.close()
+        trackers, close them. Without a summary (the run failed) nothing is written or handed over.
+        Only the first call counts."""
+        if self.closed:
+            return
+        self.closed = True
+        from .run_log import finish
+        finish(self.trackers, self.run_dir, summary, artifacts)
+
+    def __enter__(self) -> "PhasedLog":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -53,7 +53,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
-from tunewright import __version__
+from tunewright.version import __version__
 from tunewright.errors import CheckpointError
 from tunewright.training import rng as _rng
 from tunewright.training.tensor_json import _decode, _decode_optimizer, _encode, _encode_optimizer

@@ -8,6 +8,7 @@ optimizer, scheduler, state, cfg) first. The loop never knows which callbacks ex
         fire on_epoch_start(ctx)
         order = epoch_batches(n, batch_size, seed, epoch, lengths)   # pure function: resumable
         for batch in order[state.batch_in_epoch:]:
+            state.accum_boundary, state.log_step = ...      # this micro-batch ends a step? a logged one?
             fire on_batch_start(ctx, batch=batch)
             logits = model(batch); loss = loss_fn(logits, batch)
             loss = transform on_loss(ctx, loss, batch=batch)   # each callback may add a term (EWC, L2-SP)

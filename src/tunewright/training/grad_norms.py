@@ -12,7 +12,8 @@ import torch
 
 
 class GradNormLogger:
-    """`on_after_backward` of a log step's last micro-batch: ||g|| per layer group; `on_log` adds them to the row.
+    """`on_after_backward` of a log step's last micro-batch (`state.log_step`, set by the loop): ||g|| per
+    layer group; `on_log` adds them to the row.
 
     Must come before the TrackerLogger in the callback list: it edits the row in place.
     """
@@ -33,12 +34,7 @@ class GradNormLogger:
         self.groups = {k: v for k, v in self.groups.items() if v}
 
     def on_after_backward(self, ctx) -> None:
-        st, every = ctx.state, ctx.cfg.train.log_every_steps
-        i = st.batch_in_epoch                                  # this micro-batch's index (the loop updates it after)
-        if (i + 1) % ctx.cfg.train.grad_accum and i + 1 != st.batches_per_epoch:
-            return                                             # gradients still accumulating
-        next_step = st.step + 1
-        if next_step % every and next_step != st.total_steps:
+        if not ctx.state.log_step:                             # accumulating, or a step that does not log
             return
         out = {}
         for name, ps in self.groups.items():

@@ -14,6 +14,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from ..data.collate import to_device  # the batch contract is data's (strategies import it from here too)
 from ..errors import TrainingError
 from .callbacks import CallbackList
 
@@ -35,13 +36,19 @@ class TrainState:
     train_seconds: float = 0.0
     should_stop: bool = False
     stop_reason: str | None = None
+    # Of the micro-batch being trained, set before its forward pass (not saved: recomputed each time).
+    # Callbacks read these instead of re-deriving them, so none depends on another's order.
+    accum_boundary: bool = False  # its backward completes the gradients: an optimizer step follows
+    log_step: bool = False        # ... and that step is one `on_log` fires on (every log_every_steps, and the last)
+
+    TRANSIENT = ("accum_boundary", "log_step")
 
     @property
     def epoch_float(self) -> float:
         return self.epoch + self.batch_in_epoch / max(self.batches_per_epoch, 1)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k not in self.TRANSIENT}
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainState":
@@ -69,8 +76,12 @@ def monitored(task: str, metric: str) -> tuple[str, str]:
     return metric, mode
 
 
-def to_device(batch: dict, device: torch.device) -> dict:
-    return {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
+def step_counts(n: int, t) -> tuple[int, int, int]:
+    """(batches per epoch, optimizer steps per epoch, total optimizer steps) of `fit()` over `n` rows
+    with the train config `t`: the one place these numbers come from (the loop, the scheduler, lr-plot)."""
+    batches = -(-n // t.batch_size)
+    per_epoch = -(-batches // t.grad_accum)
+    return batches, per_epoch, t.max_steps or per_epoch * t.epochs
 
 
 def fit(model: torch.nn.Module, train_set, collate: Callable, optimizer, scheduler, cfg, *,
@@ -91,9 +102,7 @@ def fit(model: torch.nn.Module, train_set, collate: Callable, optimizer, schedul
     params = [p for g in optimizer.param_groups for p in g["params"]]
 
     n = len(train_set)
-    state.batches_per_epoch = math.ceil(n / t.batch_size)
-    steps_per_epoch = math.ceil(state.batches_per_epoch / t.grad_accum)
-    state.total_steps = t.max_steps or steps_per_epoch * t.epochs
+    state.batches_per_epoch, steps_per_epoch, state.total_steps = step_counts(n, t)
     epochs = math.ceil(state.total_steps / steps_per_epoch)
 
     def run_evaluation() -> None:
@@ -119,6 +128,9 @@ def fit(model: torch.nn.Module, train_set, collate: Callable, optimizer, schedul
                               lengths=lengths if cfg.data.bucket else None, weights=sample_weights)
         for i in range(state.batch_in_epoch, len(order)):
             batch = to_device(collate([train_set[j] for j in order[i]]), device)
+            state.accum_boundary = (i + 1) % t.grad_accum == 0 or i + 1 == len(order)
+            state.log_step = state.accum_boundary and ((state.step + 1) % t.log_every_steps == 0
+                                                       or state.step + 1 == state.total_steps)
             cbs.fire("on_batch_start", ctx, batch=batch)
             with precision.autocast():
                 logits = model(batch)
@@ -132,8 +144,7 @@ def fit(model: torch.nn.Module, train_set, collate: Callable, optimizer, schedul
             # Kept on the device: a float() here would wait for the GPU on every micro-batch.
             window_loss, window_n = window_loss + loss.detach().float(), window_n + 1
 
-            boundary = (i + 1) % t.grad_accum == 0 or i + 1 == len(order)
-            if not boundary:
+            if not state.accum_boundary:
                 continue
             if scaler:
                 scaler.unscale_(optimizer)
@@ -168,7 +179,7 @@ def fit(model: torch.nn.Module, train_set, collate: Callable, optimizer, schedul
             state.step += 1
             state.train_seconds = time.perf_counter() - t_start
 
-            if state.step % t.log_every_steps == 0 or state.step == state.total_steps:
+            if state.log_step:
                 lrs = {f"lr/{g.get('name', k)}": g["lr"] for k, g in enumerate(optimizer.param_groups)}
                 row = {"step": state.step, "epoch": round(state.epoch_float, 4), "split": "train",
                        "loss": float(window_loss) / max(window_n, 1), "lr": optimizer.param_groups[0]["lr"],

@@ -16,7 +16,6 @@ fp32 job (no cuDNN) ran 30. Flash and memory-efficient attention need no per-sha
 from __future__ import annotations
 
 import json
-import os
 import platform
 import time
 from contextlib import ExitStack
@@ -25,13 +24,8 @@ from pathlib import Path
 
 import torch
 
+from ..cache import cache_dir
 from ..errors import ConfigError
-
-
-def cache_dir() -> Path:
-    root = os.environ.get("TUNEWRIGHT_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "tunewright")
-    return Path(root)
 
 
 @dataclass

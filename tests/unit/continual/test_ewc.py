@@ -20,12 +20,14 @@ def test_ewc_penalty_zero_at_anchor_and_quadratic_away():
 
 def test_ewc_callback_gradient_pulls_back_to_anchor():
     from types import SimpleNamespace
-    from tunewright.continual.callbacks import EWC
+    from tunewright.continual.methods import EWC
     lin = torch.nn.Linear(2, 1)
     anchor = {n: p.detach().clone() for n, p in lin.named_parameters()}
     fisher = {n: torch.ones_like(p) for n, p in lin.named_parameters()}
     with torch.no_grad():
         lin.weight += 1.0
-    loss = EWC([(anchor, fisher)], lam=2.0).on_loss(SimpleNamespace(model=lin), torch.zeros(()), batch={})
+    ewc = EWC(lam=2.0)
+    ewc.anchors.append((anchor, fisher))
+    loss = ewc.on_loss(SimpleNamespace(model=lin), torch.zeros(()), batch={})
     loss.backward()
     assert torch.allclose(lin.weight.grad, 2.0 * torch.ones_like(lin.weight))   # lam * F * (w - w*)

@@ -6,7 +6,8 @@ from tunewright.config.load import config_from_dict
 from tunewright.continual.driver import ContinualModel, freeze_for_task
 from tunewright.peft.layers import AdapterLayer
 from tunewright.peft.task_adapters import is_task_adapter_param, set_task, train_only_task
-from tunewright.training.drive import Examples, fit_examples
+from tunewright.data.examples import Examples
+from tunewright.training.fit_examples import fit_examples
 from tunewright.zoo import small_cnn
 
 

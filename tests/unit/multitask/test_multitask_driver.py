@@ -2,7 +2,7 @@ import torch
 
 from tunewright.config.load import config_from_dict
 from tunewright.multitask.driver import negative_transfer, train_multitask
-from tunewright.training.drive import Examples
+from tunewright.data.examples import Examples
 
 
 def _data():

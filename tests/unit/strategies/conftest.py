@@ -84,7 +84,7 @@ def fit_run(cfg, callbacks=()):
     """
     from tunewright.config.load import config_from_dict
     from tunewright.run import assemble
-    from tunewright.strategies import FitData
+    from tunewright.training.plan import FitData
     from tunewright.training.callbacks import CallbackList
     from tunewright.training.loop import fit
     from tunewright.training.losses import loss_for

@@ -71,6 +71,7 @@ def test_train_recalibrates_before_evaluation_so_the_saved_model_holds_recompute
     from tunewright.config.load import config_from_dict
     from tunewright.data import build_data, read_data
     from tunewright.run import load_run, train
+    from tunewright.training.precision import resolve_precision
 
     stats = {}
     for mode in ("auto", "train"):
@@ -81,7 +82,9 @@ def test_train_recalibrates_before_evaluation_so_the_saved_model_holds_recompute
         saved = model.backbone.bn1.running_mean.clone()
         bundle = build_data(read_data(config_from_dict(cfg)), pre, conf)
         model.requires_grad_(True)
-        recalibrate_bn(model, bundle.train, bundle.collate, "cpu", conf.train.batch_size, 3)
+        # under the run's own precision: `auto` is bf16 on a CPU with fast bf16 (AMX), fp32 elsewhere
+        autocast = resolve_precision(conf.train.precision, torch.device("cpu")).autocast
+        recalibrate_bn(model, bundle.train, bundle.collate, "cpu", conf.train.batch_size, 3, autocast)
         stats[mode] = (saved, model.backbone.bn1.running_mean)
     assert torch.allclose(*stats["auto"], atol=1e-5), stats["auto"]
     assert not torch.allclose(*stats["train"], atol=1e-3), stats["train"]

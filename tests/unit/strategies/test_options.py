@@ -1,7 +1,8 @@
-"""Strategy, schedule and L2-SP options fail at config load, naming the key, the value and what is allowed."""
+"""Strategy, schedule and L2-SP options fail when the run's config is checked (`run.as_config`, before any data
+is read), naming the key, the value and what is allowed."""
 import pytest
 
-from tunewright.config.load import config_from_dict
+from tunewright.run import as_config
 from tunewright.errors import ConfigError
 
 
@@ -20,7 +21,7 @@ from tunewright.errors import ConfigError
 ])
 def test_bad_options_fail_at_load(overrides, message):
     with pytest.raises(ConfigError, match=message):
-        config_from_dict({}, overrides)
+        as_config({}, overrides)
 
 
 def test_every_strategy_option_has_help():

@@ -7,7 +7,7 @@ import torch
 
 from tunewright.config.load import config_from_dict
 from tunewright.tracking.phases import PhasedLog
-from tunewright.training.drive import Examples
+from tunewright.data.examples import Examples
 
 
 @pytest.fixture(autouse=True)

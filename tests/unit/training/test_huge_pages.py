@@ -1,4 +1,5 @@
-"""`import tunewright` asks torch's CPU allocator for huge pages (tunewright/huge_pages.py).
+"""The `tunewright` command, or `tunewright.huge_pages.request()` from Python, asks torch's CPU allocator for
+huge pages (tunewright/huge_pages.py); `import tunewright` alone changes nothing.
 
 Each case runs in a fresh interpreter: torch reads THP_MEM_ALLOC_ENABLE once, at its first CPU
 allocation, so the order of imports and allocations is the thing under test."""
@@ -32,23 +33,34 @@ REPORT = ("import json, os, torch; from tunewright import huge_pages as h; "
           "'advised': 'hg' in flags, 'status': h.status()}))")
 
 
-def test_import_turns_huge_pages_on_for_tensors_made_afterwards():
-    r = _run("import tunewright; " + REPORT)
+def test_import_alone_changes_nothing():
+    r = _run("import tunewright, tunewright.run; " + REPORT)
+    assert r["env"] is None and not r["active"] and not r["advised"]
+
+
+def test_request_turns_huge_pages_on_for_tensors_made_afterwards():
+    r = _run("import tunewright.huge_pages; tunewright.huge_pages.request(); " + REPORT)
     assert r["env"] == "1" and r["active"] and r["advised"]
     assert r["status"].startswith("on")
 
 
+def test_the_cli_entry_point_requests_them_before_torch_loads():
+    r = _run("import tunewright.cli.main; " + REPORT)
+    assert r["env"] == "1" and r["active"] and r["advised"]
+
+
 def test_the_users_setting_wins_and_zero_opts_out():
-    r = _run("import tunewright; " + REPORT, THP_MEM_ALLOC_ENABLE="0")
+    r = _run("import tunewright.huge_pages; tunewright.huge_pages.request(); " + REPORT, THP_MEM_ALLOC_ENABLE="0")
     assert r["env"] == "0" and not r["active"] and not r["advised"]
     assert r["status"] == "off (THP_MEM_ALLOC_ENABLE=0)"
 
 
 def test_too_late_when_torch_allocated_first_and_status_says_so():
-    r = _run("import torch; torch.ones(5 << 20, dtype=torch.uint8); import tunewright; " + REPORT)
+    r = _run("import torch; torch.ones(5 << 20, dtype=torch.uint8); import tunewright.huge_pages; "
+             "tunewright.huge_pages.request(); " + REPORT)
     assert r["env"] == "1"                     # asked for, but torch had already read the variable
     assert not r["active"] and not r["advised"]
-    assert "before tunewright was imported" in r["status"]
+    assert "not requested before torch's first CPU tensor" in r["status"]
 
 
 def test_kernel_mode_reads_the_bracketed_word(tmp_path, monkeypatch):
