@@ -61,7 +61,7 @@ def test_two_adapters_in_one_batch_equal_each_served_alone(engine, lora_runs):
         return ra.json(), rb.json(), (await c.get("/metadata")).json()
 
     ra, rb, meta = call(app, run)
-    assert meta["batching"] == {"forward_passes": 1, "rows": 5}
+    assert (meta["batching"]["forward_passes"], meta["batching"]["rows"]) == (1, 5)
     alone_a = TorchEngine([str(lora_runs[0])]).predict([("lora_a", t) for t in TEXTS])
     alone_b = TorchEngine([str(lora_runs[1])]).predict([("lora_b", t) for t in TEXTS[:2]])
     for got, want in zip(ra["predictions"] + rb["predictions"], alone_a + alone_b):
@@ -102,6 +102,48 @@ def test_the_event_loop_answers_while_a_batch_computes(engine):
 
     status, took, slow_status = call(build_app(Slow()), run)
     assert status == 200 and slow_status == 200 and took < 0.5
+
+
+def test_length_chunks_bound_padding_and_keep_every_row():
+    from tunewright.deploy.serve.engine import length_chunks
+    lengths = [128, 20, 22, 120, 21, 64, 0]
+    chunks = length_chunks(lengths, slack=1.25, pad_free=0)
+    assert sorted(i for c in chunks for i in c) == list(range(len(lengths)))
+    for c in chunks:
+        longest, real = max(lengths[i] for i in c), sum(lengths[i] for i in c)
+        assert len(c) == 1 or len(c) * longest <= 1.25 * real
+    assert [20, 21, 22] in [sorted(lengths[i] for i in c) for c in chunks]     # short rows share one chunk
+    assert length_chunks([0, 0, 0]) == [[0, 1, 2]]                              # images: one chunk
+
+
+def test_batcher_takes_queued_requests_without_waiting_the_window_again():
+    from concurrent.futures import ThreadPoolExecutor
+    from tunewright.deploy.serve.batcher import Batcher
+    calls = []
+
+    def fn(rows):
+        calls.append(len(rows))
+        time.sleep(1.2)                     # the model is busy: the next requests queue up meanwhile
+        return rows
+
+    async def run():
+        b = Batcher(fn, ThreadPoolExecutor(1), window_ms=1000, max_batch=4)
+        b.start()
+        t0 = time.perf_counter()
+        first = asyncio.create_task(b.submit([1, 2, 3, 4]))       # max_batch at once: runs without a window
+        await asyncio.sleep(0.05)
+        rest = [asyncio.create_task(b.submit(r)) for r in ([5], [6], [7], [8, 9])]
+        got = await asyncio.gather(first, *rest)
+        took = time.perf_counter() - t0
+        await b.close()
+        return got, took
+
+    got, took = asyncio.run(run())
+    assert got == [[1, 2, 3, 4], [5], [6], [7], [8, 9]]
+    assert calls == [4, 3, 2]               # [8, 9] would overfill the second pass: it starts the third
+    # queued at 0.05 s, their window over by 1.05 s: each pass starts when the model is free (3 x 1.2 s), with
+    # no second wait of 1 s before the second and third passes
+    assert took < 3 * 1.2 + 0.8, took
 
 
 def test_adapter_names_never_become_paths(lora_runs):

@@ -121,7 +121,7 @@ def build_app(engine, limits: Limits | None = None):
     @app.get("/metadata")
     async def metadata():
         return {**engine.metadata(), "default_adapter": default, "limits": asdict(limits),
-                "batching": {"forward_passes": batcher.batches, "rows": batcher.rows}}
+                "batching": batcher.stats()}
 
     @app.post("/predict")
     async def predict(request: Request):

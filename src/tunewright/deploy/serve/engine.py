@@ -88,6 +88,28 @@ def to_rows(task: str, labels: list | None, logits: np.ndarray) -> list[dict]:
              "probs": {labels[j]: round(float(v), 6) for j, v in enumerate(r)}} for r in p]
 
 
+def length_chunks(lengths: list[int], slack: float = 1.25, pad_free: int = 256) -> list[list[int]]:
+    """Positions of `lengths` sorted by length and cut into chunks, each padded to its own longest row.
+
+    On a CPU a forward pass costs about its padded tokens (rows x longest row); padding a 20-token text to 128
+    costs as much as six of them. A chunk therefore grows while its padded tokens stay within `slack` x its real
+    tokens, or within `pad_free` padded tokens in all (small chunks: the fixed cost of a call matters more).
+    Images (all lengths 0) make one chunk.
+    """
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    chunks: list[list[int]] = []
+    cur: list[int] = []
+    real = 0
+    for i in order:                        # ascending: each new row is the chunk's longest
+        padded = (len(cur) + 1) * lengths[i]
+        if cur and padded > slack * (real + lengths[i]) and padded > pad_free:
+            chunks.append(cur)
+            cur, real = [], 0
+        cur.append(i)
+        real += lengths[i]
+    return chunks + [cur] if cur else chunks
+
+
 class TorchEngine:
     backend = "torch"
 
@@ -152,9 +174,16 @@ class TorchEngine:
                            "mixed_adapter_batches": b.mixed} for b in self.bases]}
 
     # -- predict ---------------------------------------------------------------------------------------------
-    def encode(self, run: Served, inputs: list) -> list[dict]:
+    def encode(self, rows: list[tuple[str, Any]]) -> list[dict]:
+        """One tokenizer call per run in `rows` (not one per row), examples back in row order."""
         from ...data import encode_inputs
-        return encode_inputs(run.base.preprocessor, inputs, run.cfg)
+        examples: list = [None] * len(rows)
+        for name in dict.fromkeys(n for n, _ in rows):
+            idx = [i for i, (n, _) in enumerate(rows) if n == name]
+            run = self.runs[name]
+            for i, e in zip(idx, encode_inputs(run.base.preprocessor, [rows[i][1] for i in idx], run.cfg)):
+                examples[i] = e
+        return examples
 
     def predict(self, rows: list[tuple[str, Any]]) -> list[dict]:
         """rows: (adapter name, input) pairs, any mix of adapters -> one reply dict per row, in order."""
@@ -176,27 +205,32 @@ class TorchEngine:
         from ...peft.base import heads
 
         m = base.model
-        examples = []
-        for name, x in rows:
-            examples += self.encode(self.runs[name], [x])
+        examples = self.encode(rows)
         names = [self.runs[name].adapter for name, _ in rows]
+        # Mixed LoRA batches go through one forward per length chunk; other methods one adapter at a time.
+        mixed = base.mixed and len(set(names)) > 1
+        groups = [list(range(len(rows)))] if mixed else \
+            [[i for i, n in enumerate(names) if n == a] for a in dict.fromkeys(names)]
         logits: list = [None] * len(rows)
         with torch.inference_mode():
-            if base.mixed and len(set(names)) > 1:
-                batch = base.collate(examples)
-                hidden = m.backbone(**m._text_inputs(batch), adapter_names=names).last_hidden_state  # (B, T, H)
-                feats = pool(m._own_positions(hidden, batch), batch["attention_mask"], m.pooling)   # (B, H)
-                for a in set(names):
-                    idx = [i for i, n in enumerate(names) if n == a]
-                    for i, lg in zip(idx, heads(m)[a](feats[idx])):
-                        logits[i] = lg
-            else:          # one adapter in the batch, or a method without mixed batches: one group at a time
-                for a in dict.fromkeys(names):
-                    idx = [i for i, n in enumerate(names) if n == a]
-                    if a is not None:
-                        set_adapter(m, a)
-                    for i, lg in zip(idx, m(base.collate([examples[i] for i in idx]))):
-                        logits[i] = lg
+            for group in groups:
+                if not mixed and names[group[0]] is not None:
+                    set_adapter(m, names[group[0]])
+                lengths = [len(examples[i].get("input_ids", ())) for i in group]
+                for chunk in length_chunks(lengths):
+                    idx = [group[k] for k in chunk]
+                    batch = base.collate([examples[i] for i in idx])
+                    if mixed:
+                        hidden = m.backbone(**m._text_inputs(batch), adapter_names=[names[i] for i in idx])
+                        feats = pool(m._own_positions(hidden.last_hidden_state, batch), batch["attention_mask"],
+                                     m.pooling)                                              # (B, H)
+                        for a in dict.fromkeys(names[i] for i in idx):
+                            sel = [k for k, i in enumerate(idx) if names[i] == a]
+                            for k, lg in zip(sel, heads(m)[a](feats[sel])):
+                                logits[idx[k]] = lg
+                    else:
+                        for i, lg in zip(idx, m(batch)):
+                            logits[i] = lg
         replies = []
         for (name, _), lg in zip(rows, logits):
             run = self.runs[name]
