@@ -29,8 +29,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 SHORT = ["data.train_subset=480", "data.test_subset=300", "data.max_length=128", "train.epochs=2",
          "train.progress=none"]
+# OMP_WAIT_POLICY: what `tunewright serve` sets for itself; both servers and every bench-infer child get it, so
+# the comparison is of batching, not of OpenMP's spinning (cli/serve_cmd.py says why it matters on a shared CPU).
 ENV = {**os.environ, "PYTHONPATH": str(REPO / "src"), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-       "PYTHONWARNINGS": "ignore"}
+       "PYTHONWARNINGS": "ignore", "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
 
 
 def free_port() -> int:
@@ -101,7 +103,14 @@ def naive_server(run_dir: str, port: int) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc): the server's cost, whoever else shares the CPU."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def http_test(run_dir: Path, texts: list[str], n: int, clients: int, max_seconds: float, threads: int) -> dict:
+    import httpx
     out = {}
     for kind in ("batched", "naive"):
         port = free_port()
@@ -118,11 +127,18 @@ def http_test(run_dir: Path, texts: list[str], n: int, clients: int, max_seconds
             wait_up(url, proc)
             asyncio.run(load(url, texts, ["a", "b", "c"], 3 * clients, clients, 60))        # warm-up
             print(f"  load test: {kind} ...", file=sys.stderr, flush=True)
+            cpu0 = cpu_seconds(proc.pid)
             out[kind] = asyncio.run(load(url, texts, ["a", "b", "c"], n, clients, max_seconds))
+            out[kind]["server_cpu_ms_per_request"] = round(1000 * (cpu_seconds(proc.pid) - cpu0)
+                                                           / max(out[kind]["requests"], 1), 1)
+            if kind == "batched":
+                out[kind]["batching"] = httpx.get(f"{url}/metadata", timeout=10).json()["batching"]
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=120)
     out["speedup"] = round(out["batched"]["req_per_s"] / max(out["naive"]["req_per_s"], 1e-9), 2)
+    out["cpu_ratio"] = round(out["naive"]["server_cpu_ms_per_request"]
+                             / max(out["batched"]["server_cpu_ms_per_request"], 1e-9), 2)
     return out
 
 
@@ -135,6 +151,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--test-subset", type=int, default=300)
     p.add_argument("--skip-infer", action="store_true")
+    p.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "deploy.json"))
     p.add_argument("--naive-server")
     p.add_argument("--port", type=int)
     args = p.parse_args()
@@ -158,7 +175,7 @@ def main() -> None:
     result["http"] = http_test(run, texts, args.requests, args.clients, args.max_seconds, args.threads)
     result["uptime_after"] = uptime()
     print(json.dumps(result["http"], indent=2))
-    out = REPO / "benchmarks" / "results" / "deploy.json"
+    out = Path(args.output)
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     print(f"written: {out}", file=sys.stderr)
