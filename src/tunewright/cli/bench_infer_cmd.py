@@ -3,10 +3,15 @@
 PyTorch with the adapter, PyTorch merged, the base without the adapter, ONNX fp32 and ONNX int8, each in a process
 of its own: p50/p95 latency at batch 1, throughput at batch 32, peak RSS, size on disk, test accuracy
 (tunewright/deploy/bench.py). Exports the ONNX graphs first if RUN_DIR/export/onnx lacks them.
+
+Sets OMP_WAIT_POLICY=PASSIVE (unless set) before torch loads, as `tunewright serve` does (cli/serve_cmd.py says
+why); the children inherit it, and ONNX sessions then do not spin either (deploy/onnx_runtime.session_options).
 """
 from __future__ import annotations
 
 import json
+import os
+import sys
 
 
 def add_parser(sub) -> None:
@@ -24,6 +29,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    if "torch" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from ..deploy.bench import bench_infer, table
     rows = bench_infer(args.run_dir, args.export_dir, args.variants, args.threads, args.n_single, args.n_batches,
                        args.test_subset)

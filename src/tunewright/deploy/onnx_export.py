@@ -124,12 +124,10 @@ def quantize_int8(src: Path, dst: Path) -> None:
 
 def session(path: Path, threads: int | None = None):
     import onnxruntime as ort
-    opts = ort.SessionOptions()
-    if threads:
-        opts.intra_op_num_threads = int(threads)
-    opts.log_severity_level = 3
+
+    from .onnx_runtime import session_options
     try:
-        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime raises its own exception types; name the file
         raise ExportError(f"{path}: onnxruntime cannot load it: {err}") from None
 

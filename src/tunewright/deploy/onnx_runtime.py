@@ -8,6 +8,7 @@ tokenizer.json, truncated to deploy.json's max_length, so the ids equal the ones
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,23 @@ FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
 def softmax(x: np.ndarray) -> np.ndarray:
     z = np.exp(x - x.max(-1, keepdims=True))
     return z / z.sum(-1, keepdims=True)
+
+
+def session_options(threads: int | None = None):
+    """The one place onnxruntime sessions are configured (export self-check, bench-infer, serve, this class):
+    every graph optimization, `threads` intra-op threads (default: the cores), and no spin-waiting where
+    OMP_WAIT_POLICY=PASSIVE says the process shares its CPU (what `tunewright serve` sets; torch's OpenMP threads
+    then sleep too, so both runtimes are measured alike)."""
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.intra_op_num_threads = int(threads or os.cpu_count() or 1)
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    if os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE":
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.log_severity_level = 3
+    return opts
 
 
 class OnnxClassifier:
@@ -40,10 +58,7 @@ class OnnxClassifier:
         if not path.is_file():
             hint = " (export with --quantize int8)" if variant == "int8" else ""
             raise ModelLoadError(f"{path} is missing{hint}")
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = int(threads)
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
         self.path, self.variant = path, variant
         self.labels = self.meta.get("label_names")
         self.modality = self.meta["modality"]
