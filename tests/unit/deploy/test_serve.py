@@ -152,3 +152,58 @@ def test_adapter_names_never_become_paths(lora_runs):
     assert public_names([str(lora_runs[0])], None) == ["lora_a"]
     with pytest.raises(ModelLoadError, match="adapter name"):
         public_names([str(lora_runs[0])], ["../x"])
+
+
+def test_generate_answers_a_causal_lm_run_and_rejects_bad_fields(llama_run):
+    from tunewright.deploy.serve import build_app
+    from tunewright.deploy.serve.engine import TorchEngine
+    eng = TorchEngine([str(llama_run)], ["lm"])
+    app = build_app(eng)
+
+    async def run(c):
+        ok = await c.post("/generate", json={"prompt": "the weather today", "adapter": "lm", "max_new_tokens": 6,
+                                             "raw": True, "temperature": 1.0, "top_p": 1.0, "seed": 3})
+        bad = [await c.post("/generate", json=body) for body in
+               ({"prompt": "x", "max_new_tokens": 0}, {"prompt": "x", "temperature": -1}, {"max_new_tokens": 3},
+                {"prompt": "x", "seed": "one"})]
+        wrong = await c.post("/predict", json={"inputs": ["x"], "adapter": "lm"})
+        return ok, bad, wrong
+
+    ok, bad, wrong = call(app, run)
+    assert ok.status_code == 200, ok.text
+    assert ok.json() == {"adapter": "lm", "text": eng.generate("lm", "the weather today", 6, 1.0, 1.0, 3, True)}
+    assert len(ok.json()["text"].split()) >= 2          # sampled from a near-random model: words, not only specials
+    assert [r.status_code for r in bad] == [422, 422, 422, 422]
+    assert wrong.status_code == 400 and "/generate" in wrong.json()["error"]
+
+
+def test_predict_takes_base64_images_for_an_image_run(image_run):
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from tunewright.deploy.serve import build_app
+    from tunewright.deploy.serve.engine import TorchEngine
+    eng = TorchEngine([str(image_run)], ["img"])
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)) for _ in range(2)]
+    encoded = []
+    for im in images:
+        buf = io.BytesIO()
+        im.save(buf, format="PNG")
+        encoded.append(base64.b64encode(buf.getvalue()).decode())
+
+    async def run(c):
+        ok = await c.post("/predict", json={"inputs": encoded, "adapter": "img"})
+        bad = await c.post("/predict", json={"inputs": ["bm90IGFuIGltYWdl"], "adapter": "img"})   # "not an image"
+        return ok, bad
+
+    ok, bad = call(build_app(eng), run)
+    assert ok.status_code == 200, ok.text
+    want = eng.predict([("img", im) for im in images])
+    got = ok.json()["predictions"]
+    assert [g["label"] for g in got] == [w["label"] for w in want]
+    assert got[0]["probs"] == pytest.approx(want[0]["probs"], abs=1e-5)
+    assert bad.status_code == 422 and "base64-encoded image" in bad.json()["error"]
