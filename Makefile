@@ -19,7 +19,7 @@ $(BIN)/.installed: pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH_PIN)
-	$(BIN)/pip install -q $(TORCH_PIN) -e '.[dev,assets,tracking,tune,lightning,federated]'
+	$(BIN)/pip install -q $(TORCH_PIN) -e '.[dev,assets,tracking,tune,lightning,federated,deploy]'
 	$(BIN)/pip install -q --no-deps $(NODEPS_ASSETS)
 	$(BIN)/pip install -q --no-deps "mlflow==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("mlflow-skinny"))')"
 	touch $@

@@ -24,7 +24,8 @@ huge_pages.request()
 
 SUBCOMMANDS = ["train", "eval", "predict", "generate", "merge", "lr-plot", "lr-find", "assets", "demo", "config",
                "compare", "report", "analyze", "tune", "advise",
-               "multitask", "continual", "meta-train", "adapt", "domain-adapt", "federate"]
+               "multitask", "continual", "meta-train", "adapt", "domain-adapt", "federate",
+               "export", "serve", "bench-infer"]
 
 
 def build_parser() -> argparse.ArgumentParser:
