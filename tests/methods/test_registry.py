@@ -37,3 +37,23 @@ def test_every_added_parameter_is_an_adapter_parameter_not_the_heads(method, con
 def test_a_misspelt_name_fails_at_config_load_with_a_suggestion(key, typo, suggestion):
     with pytest.raises(ConfigError, match=rf"{key}: '{typo}' is not known.*Did you mean '{suggestion}'"):
         config_from_dict({key: typo})
+
+
+def test_each_method_declares_its_config_section():
+    """A method's options dataclass is the type of the config section named like the method (`lora:`), and no
+    config section of method options is left without a method that declares it."""
+    import dataclasses
+    import typing
+
+    from tunewright.config.schema import Config
+    from tunewright.peft.registry import METHODS
+
+    types = typing.get_type_hints(Config)
+    sections = {f.name: types[f.name] for f in dataclasses.fields(Config)}
+    for name, m in METHODS.items():
+        if m.freezes_base:                                     # every PEFT method (not `none`) has options
+            assert m.options is not None and sections.get(name) is m.options, (name, m.options)
+    declared = {m.options for m in METHODS.values() if m.options is not None}
+    method_sections = {n for n, f in ((f.name, f) for f in dataclasses.fields(Config))
+                       if str(f.metadata.get("help", "")).startswith("method: ")}
+    assert method_sections and all(sections[n] in declared for n in method_sections), method_sections

@@ -23,6 +23,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from . import base
+from ..config.schema import AdaLoraOptions
 from .method import Method
 
 
@@ -129,4 +130,4 @@ def restore_config(config, saved: dict) -> None:
 
 # ranknum: peft's per-layer rank count, added but never trained.
 METHOD = Method("adalora", apply, own_pattern, module=__name__, adapter_pattern=r"\.lora_[A-Za-z_]+\.|\.ranknum\.",
-                equal_at_init=True, merges=True, low_rank=True, restore_config=restore_config)
+                equal_at_init=True, merges=True, low_rank=True, restore_config=restore_config, options=AdaLoraOptions)

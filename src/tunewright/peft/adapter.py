@@ -25,6 +25,7 @@ import re
 
 from torch import nn
 
+from ..config.schema import AdapterOptions
 from ..errors import ConfigError
 from . import base
 from .layers import AdapterLayer, LoraLayer
@@ -111,4 +112,4 @@ def saved_options(model, cfg) -> dict:
 
 
 METHOD = Method("adapter", apply, own_pattern, module=__name__, adapter_pattern=r"\.adapter\.", equal_at_init=True,
-                merges=False, inject=inject, saved_options=saved_options)      # non-linear: cannot be merged
+                merges=False, inject=inject, saved_options=saved_options, options=AdapterOptions)      # non-linear: cannot be merged

@@ -10,6 +10,7 @@ attention or MLP biases) have nothing for BitFit to train, which is an error.
 """
 from __future__ import annotations
 
+from ..config.schema import BitFitOptions
 from ..errors import ConfigError, MethodError
 from . import base
 from .method import Method
@@ -50,4 +51,4 @@ def saved_options(model, cfg) -> dict:
 
 # Nothing is added (adapter_pattern None): the trained biases are the base's own, and "merging" changes nothing.
 METHOD = Method("bitfit", apply, own_pattern, module=__name__, adapter_pattern=None, equal_at_init=True, merges=True,
-                inject=inject, saved_options=saved_options, adapter_names=lambda model: list(held(model)))
+                inject=inject, saved_options=saved_options, adapter_names=lambda model: list(held(model)), options=BitFitOptions)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from ..config.schema import IA3Options
 from . import base
 from .method import Method
 
@@ -54,4 +55,4 @@ def apply(model, cfg):
 
 
 METHOD = Method("ia3", apply, own_pattern, module=__name__, adapter_pattern=r"\.ia3_l\.", equal_at_init=True,
-                merges=True)
+                merges=True, options=IA3Options)

@@ -24,6 +24,7 @@ import json
 
 from torch import nn
 
+from ..config.schema import LoraOptions
 from . import base
 from .layers import LoraLayer
 from .method import Method
@@ -100,4 +101,4 @@ def saved_options(model, cfg) -> dict | None:
 
 
 METHOD = Method("lora", apply, own_pattern, module=__name__, adapter_pattern=r"\.lora_[A-Za-z_]+\.", equal_at_init=True,
-                merges=True, low_rank=True, inject=inject, saved_options=saved_options)
+                merges=True, low_rank=True, inject=inject, saved_options=saved_options, options=LoraOptions)

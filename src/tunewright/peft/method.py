@@ -6,7 +6,7 @@ keeps adapter parameters out of ``head.safetensors``, and the test matrix (tests
 built from these declarations. Code elsewhere asks a declaration (``method_spec(cfg.method).merges``);
 it never compares ``cfg.method`` with a name.
 
-Required: ``name``, ``apply``, ``own_pattern``, the traits. The hooks are optional (None: not needed):
+Required: ``name``, ``apply``, ``own_pattern``, the traits; ``options``, its config section's dataclass. The hooks are optional (None: not needed):
 
     inject(model, options, name)        rebuild tunewright-layer adapters from saved options (load_adapter)
     saved_options(model, cfg) -> dict   what inject() needs, written to tunewright_adapter.json
@@ -40,3 +40,7 @@ class Method:
     saved_options: Optional[Callable[[Any, Any], Optional[dict]]] = None
     restore_config: Optional[Callable[[Any, dict], None]] = None
     adapter_names: Optional[Callable[[Any], list]] = None
+    # The options dataclass of the config section named like the method (`lora:` -> LoraOptions). It lives in
+    # config/schema.py because config sits below peft and must parse a YAML file without importing it; the
+    # declaration ties it to the method, and tests/methods/test_registry.py checks the two agree.
+    options: Optional[type] = None

@@ -25,6 +25,7 @@ from real words' activations). peft has no such option, hence the code below.
 """
 from __future__ import annotations
 
+from ..config.schema import PromptTuningOptions, PrefixTuningOptions
 from ..errors import ConfigError
 from . import base
 from .method import Method
@@ -116,7 +117,7 @@ def _load_prefix(model, name: str, layers: list) -> None:
 # Virtual tokens change every output from the start, and add no weight update to merge.
 PROMPT_TUNING = Method("prompt_tuning", apply_prompt, own_pattern, module=__name__,
                        adapter_pattern=r"\.prompt_encoder\.|^backbone\.prompt_encoder\.", equal_at_init=False,
-                       merges=False)
+                       merges=False, options=PromptTuningOptions)
 PREFIX_TUNING = Method("prefix_tuning", apply_prefix, own_pattern, module=__name__,
                        adapter_pattern=r"\.prompt_encoder\.|^backbone\.prompt_encoder\.", equal_at_init=False,
-                       merges=False)
+                       merges=False, options=PrefixTuningOptions)
