@@ -157,6 +157,7 @@ def main() -> None:
     args = p.parse_args()
     if args.naive_server:
         return naive_server(args.naive_server, args.port)
+    os.environ.setdefault("OMP_WAIT_POLICY", ENV["OMP_WAIT_POLICY"])   # bench_infer's children inherit this process's
     run = Path(args.run)
     if not (run / "summary.json").is_file():
         print(f"training {run} ...", file=sys.stderr, flush=True)

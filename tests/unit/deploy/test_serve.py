@@ -68,6 +68,14 @@ def test_two_adapters_in_one_batch_equal_each_served_alone(engine, lora_runs):
         assert got["label"] == want["label"]
         assert got["probs"] == pytest.approx(want["probs"], abs=1e-5)
     assert ra["predictions"][0]["probs"] != rb["predictions"][0]["probs"]   # the adapters really differ
+    # and the two heads really differ (a head mix-up in a mixed batch must change some answer)
+    import torch
+
+    from tunewright.peft.base import heads
+    hs, x = heads(engine.bases[0].model), torch.randn(16, 32)                 # tiny-bert features: (B, 32)
+    with torch.no_grad():
+        pa, pb = (hs[engine.runs[n].adapter].eval()(x).softmax(-1) for n in ("a", "b"))
+    assert (pa - pb).abs().max() > 0.05
 
 
 def test_metadata_and_health(engine):
@@ -93,15 +101,16 @@ def test_the_event_loop_answers_while_a_batch_computes(engine):
             return engine.predict(rows)
 
     async def run(c):
-        slow = asyncio.create_task(c.post("/predict", json={"inputs": TEXTS}))
-        await asyncio.sleep(0.2)
         t0 = time.perf_counter()
+        slow = asyncio.create_task(c.post("/predict", json={"inputs": TEXTS}))
+        await asyncio.sleep(0.2)            # the batch is computing now; a blocked loop would return after it
         health = await c.get("/health")
-        took = time.perf_counter() - t0
-        return health.status_code, took, (await slow).status_code
+        took = time.perf_counter() - t0     # from the start: a model call on the loop delays the sleep itself
+        return health.status_code, took, (await slow).status_code, time.perf_counter() - t0
 
-    status, took, slow_status = call(build_app(Slow()), run)
-    assert status == 200 and slow_status == 200 and took < 0.5
+    status, took, slow_status, slow_took = call(build_app(Slow()), run)
+    assert status == 200 and slow_status == 200 and slow_took >= 1.0
+    assert took < 0.7, took                 # answered while the 1 s batch was still running
 
 
 def test_length_chunks_bound_padding_and_keep_every_row():
