@@ -22,7 +22,7 @@ from tunewright.errors import TunewrightError
 from tunewright.models import load_model, load_run_model, save_run_model
 from tunewright.models.save import META, read_meta
 
-FUZZ = settings(max_examples=50, deadline=None, derandomize=True,
+FUZZ = settings(max_examples=100, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 HANG = 30     # seconds: a hang, not slowness
 JSON = st.recursive(st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats() | st.text(max_size=6)

@@ -25,7 +25,7 @@ from tunewright.models import load_model
 from tunewright.peft import apply_method, load_adapter, save_run_adapter
 from tunewright.peft.base import INFO, read_info
 
-FUZZ = settings(max_examples=50, deadline=None, derandomize=True,
+FUZZ = settings(max_examples=100, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 HANG = 30     # seconds: a hang, not slowness
 WORDS = ["lora", "adapter", "bitfit", "ia3", "adalora", "tunewright.peft.lora", "tunewright.peft.adapter",
