@@ -24,6 +24,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from ..errors import CheckpointError
 from .checkpoint import list_checkpoints, load_checkpoint
 
 POSITION = ("step", "epoch", "batch_in_epoch", "nonfinite_in_row")
@@ -39,8 +40,13 @@ def rewind(ctx) -> Path:
     clears the request and returns the folder. Raises CheckpointError, naming the file, if it does not load."""
     path, ctx.state.rewind_to = Path(ctx.state.rewind_to), None
     trainer_state = load_checkpoint(path, model=ctx.model, optimizer=ctx.optimizer, scheduler=ctx.scheduler)
-    ctx.callbacks.load_state_dict(trainer_state.get("callbacks", {}))
-    loop = trainer_state["loop"]
+    loop = trainer_state.get("loop") if isinstance(trainer_state, dict) else None
+    callbacks = trainer_state.get("callbacks", {}) if isinstance(trainer_state, dict) else None
+    if not isinstance(loop, dict) or not all(type(loop.get(k)) is int for k in POSITION) \
+            or not isinstance(callbacks, dict):
+        raise CheckpointError(f"{path / 'state.json'}: trainer_state holds no loop position "
+                              f"({', '.join(POSITION)}) and callback states to go back to")
+    ctx.callbacks.load_state_dict(callbacks)
     for key in POSITION:
         setattr(ctx.state, key, loop[key])
     for later in list_checkpoints(path.parent):

@@ -50,7 +50,13 @@ NESTED = (st.dictionaries(st.sampled_from(KEYS), VALUES | SCALARS, max_size=5).m
 YAML_BITS = st.sampled_from(list(":-[]{}!&*#|>'\",.?%@` \t\n") + ["\n  ", "!!python/object:os.system", "!!int",
                             "&a", "*a", "<<", "---", "...", "0x1F", "1e999", ".nan", "~", "\x00", "\ufeff"]
                             + NAMES[:40])
-YAML_TEXT = st.lists(YAML_BITS | st.text(max_size=4), max_size=40).map("".join)
+# A scalar with an explicit tag: PyYAML's own constructors raise IndexError, ValueError, KeyError or
+# AttributeError on some (`!!int ''`, `!!float x`, `!!bool x`, `!!timestamp x`), not only YAMLError.
+TAGGED = st.tuples(st.sampled_from(["!!int", "!!float", "!!bool", "!!timestamp", "!!null", "!!binary", "!!str",
+                                    "!!python/object:os.system", "!custom"]),
+                   st.sampled_from(["''", "x", "0x", "0b", "1:", "2001-13-45", "[]", "@@"]) | st.text(max_size=4)
+                   ).map(" ".join)
+YAML_TEXT = st.lists(YAML_BITS | TAGGED | st.text(max_size=4), max_size=40).map("".join)
 
 
 def _check(cfg: Config) -> None:
@@ -148,6 +154,7 @@ def test_any_override_strings_give_a_config_or_a_config_error(time_limit, parts)
     ("train: {lr: .nan}\n", ["train.lr", "nan", "finite"]),               # accepted: training on a NaN LR
     ("train: {lr: .inf}\n", ["train.lr", "inf", "finite"]),
     ("train: {seed: 4294967296}\n", ["train.seed", "4294967296"]),         # ValueError later, in seed_everything
+    ("train: {epochs: !!int ''}\n", ["not valid YAML", "IndexError"]),     # PyYAML's own IndexError
 ])
 def test_found_by_fuzzing_yaml_files(tmp_path, text, must_say):
     path = tmp_path / "c.yaml"
@@ -170,6 +177,10 @@ def test_found_by_fuzzing_a_file_that_is_not_utf8_names_the_file(tmp_path):
     ("train.lr=1: 2: 3", ["train.lr", "not valid YAML"]),                  # yaml ScannerError
     ("train.lr=\x00", ["train.lr", "not valid YAML"]),                     # yaml ReaderError
     ("train.lr=!!python/name:os.system", ["train.lr", "not valid YAML"]),  # a tag: refused, as in files
+    ("train.lr=!!int ''", ["train.lr", "not valid YAML", "IndexError"]),    # PyYAML's own IndexError
+    ("train.lr=!!float x", ["train.lr", "not valid YAML", "ValueError"]),
+    ("train.lr=!!bool x", ["train.lr", "not valid YAML", "KeyError"]),
+    ("run_name=!!timestamp x", ["run_name", "not valid YAML", "AttributeError"]),
     ("train={1: 2}", ["train", "1", "not a config key"]),                  # TypeError
 ])
 def test_found_by_fuzzing_overrides(override, must_say):

@@ -25,7 +25,7 @@ from tunewright.optim import build_scheduler
 from tunewright.training.checkpoint import _sha256, load_checkpoint, save_checkpoint, verify_checkpoint
 from tunewright.training.loop import TrainState
 
-FUZZ = settings(max_examples=60, deadline=None, derandomize=True,
+FUZZ = settings(max_examples=100, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 HANG = 20     # seconds: a hang, not slowness
 FILES = ["model.safetensors", "optimizer.safetensors", "rng.safetensors", "state.json", "manifest.json",

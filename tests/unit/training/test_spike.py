@@ -253,6 +253,39 @@ def test_off_by_default_and_silent_when_no_spike(tmp_path):
     assert rows == [] and all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
 
 
+class RewindAt:
+    """Any callback may ask for a rewind: this one goes back to checkpoint `to` when state.step == `at`, once."""
+
+    def __init__(self, root, at, to):
+        self.root, self.at, self.to, self.done = root, at, to, False
+
+    def on_before_optimizer_step(self, ctx):
+        if ctx.state.step == self.at and not self.done:
+            self.done = True
+            ctx.state.rewind_to = str(self.root / f"step-{self.to:06d}")
+
+
+def test_a_rewind_that_changes_nothing_replays_bit_identically(tmp_path):
+    """Weights, optimizer, scheduler, RNG and position all come back: the replay of steps 9-10 is exact."""
+    cfg, a, opt, sched = setup()
+    run(cfg, a, opt, sched, [])
+    cfg, b, opt, sched = setup()
+    cbs = CallbackList([RewindAt(tmp_path / "ck", at=10, to=8)])
+    cbs.callbacks.append(Checkpointer(tmp_path / "ck", 4, 10, cbs))
+    state = run(cfg, b, opt, sched, cbs)
+    assert cbs.callbacks[0].done and state.step == 32
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+
+
+def test_a_rewind_to_a_checkpoint_without_a_loop_position_names_the_file(tmp_path):
+    from tunewright.errors import CheckpointError
+    from tunewright.training.checkpoint import save_checkpoint
+    cfg, model, opt, sched = setup()
+    save_checkpoint(tmp_path / "ck", 8, model=model, optimizer=opt, scheduler=sched, trainer_state={"loop": [8]})
+    with pytest.raises(CheckpointError, match=r"step-000008/state.json: trainer_state holds no loop position"):
+        run(cfg, model, opt, sched, [RewindAt(tmp_path / "ck", at=2, to=8)])
+
+
 @pytest.mark.parametrize("key,value", [("spike_factor", 1.0), ("spike_factor", -2), ("spike_lr_factor", 1.0),
                                        ("spike_lr_factor", 0), ("spike_window", 0), ("max_rollbacks", -1)])
 def test_bad_spike_options_name_the_key(key, value):
