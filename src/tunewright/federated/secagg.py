@@ -166,11 +166,11 @@ def serve_secagg(grid, context, cfg, *, resume: bool = False, overwrite: bool = 
 
     def fit_config(rnd: int) -> dict:
         random.seed(cfg.train.seed * 100_003 + rnd)   # the legacy client manager samples with `random`
-        clock["round"] = time.perf_counter()
+        clock["round"], clock["rnd"] = time.perf_counter(), rnd
         return {"server-round": rnd, **({"proximal-mu": f.proximal_mu} if f.aggregation == "fedprox" else {})}
 
     def fit_metrics(results):                         # (num_examples, metrics) of the clients that took part
-        fits[len(fits) + 1] = [m for _, m in results]
+        fits[clock["rnd"]] = [m for _, m in results]
         return {}
 
     def after_round(rnd: int, arrays: list, _config) -> Optional[tuple]:
@@ -210,7 +210,7 @@ def serve_secagg(grid, context, cfg, *, resume: bool = False, overwrite: bool = 
     try:
         DefaultWorkflow(fit_workflow=secagg_workflow(f, max_weight))(counting, legacy)
         if len(fits) < f.rounds:
-            print(f"SecAgg+ completed {len(fits)} of {f.rounds} rounds (Flower's log above says why)", file=sys.stderr)
+            print(f"SecAgg+ aggregated {len(fits)} of {f.rounds} rounds (Flower's log above says why)", file=sys.stderr)
         summary = finish_run(rt, cfg, latest["tensors"], run_dir, full_bytes, time.perf_counter() - t_start)
     finally:
         for t in trackers:
