@@ -2,6 +2,7 @@
 MLflow and exit code 130 (failed) in W&B, an error FAILED and 1; a run killed at step 20 and resumed from
 its step-16 checkpoint is one MLflow run, one W&B run and one TensorBoard curve, each step once."""
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,9 @@ def test_killed_then_resumed_is_one_run_in_each_tracker(tmp_path, offline, read_
     assert max(h["step"] for h in killed["history"]) == 20
 
     res = train(cfg, _overrides(tmp_path), resume=True)
+    # the recipe states what it reaches (configs/tiny.yaml's header), killed and resumed or not
+    claim = re.search(r"Reaches test accuracy ([0-9.]+)", cfg.read_text()).group(1)
+    assert f"{res.test['accuracy']:.4f}" == claim
     rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     loss = [(r["step"], r["loss"]) for r in rows if r["split"] == "train"]
     steps = [s for s, _ in loss]
