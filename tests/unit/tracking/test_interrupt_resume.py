@@ -111,3 +111,23 @@ def test_killed_then_resumed_is_one_run_in_each_tracker(tmp_path, offline, read_
     assert {"final_val/accuracy", "final_test/accuracy"} <= final
     assert acc.Scalars("final_test/accuracy")[0].value == pytest.approx(res.test["accuracy"])
     assert not (run_dir / "tensorboard" / "artifacts").exists()   # the model stays in model/, once
+
+
+def test_exit_status_of_each_ending():
+    """Ctrl-C is killed, an error failed, a trial pruned by tune (stopped on purpose) killed."""
+    from types import SimpleNamespace
+
+    from tunewright.tracking import exit_status
+    from tunewright.tune import PruneOnEvaluate
+
+    class Trial:
+        def report(self, value, step):
+            pass
+
+        def should_prune(self):
+            return True
+
+    with pytest.raises(Exception) as pruned:
+        PruneOnEvaluate(Trial(), "accuracy").on_evaluate(SimpleNamespace(), {"val": {"accuracy": 0.5}})
+    assert [exit_status(None), exit_status(KeyboardInterrupt()), exit_status(RuntimeError()),
+            exit_status(pruned.value)] == ["finished", "killed", "failed", "killed"]
