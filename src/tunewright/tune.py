@@ -11,18 +11,16 @@ each evaluation: a trial worse than the median of earlier trials at the same epo
 The study lives in Optuna's SQLite storage (`<output_dir>/<run_name>-tune/study.db`), so running
 the command again resumes it and adds N more trials. The best config is written next to it.
 
-The sampler's state is kept beside the study (`sampler.pkl`, pickled after every trial, as Optuna's
-FAQ advises for resuming), so a resumed study continues the sampler's sequence: its new trials are the
-ones an uninterrupted study would have run. A sampler rebuilt from the seed would restart the sequence
-and repeat the first (random start-up) trials bit for bit.
+Resuming: each trial gets a fresh TPE sampler seeded from (train.seed, the trial's number). TPE keeps no
+state but its random generator (it reads the history from the storage), so a study resumed after 2 trials
+runs exactly the trials an uninterrupted study would have, and none repeats an earlier one. (A sampler
+rebuilt from train.seed alone restarted the sequence and repeated the first start-up trials bit for bit;
+Optuna's FAQ pickles the sampler instead, but nothing in tunewright is unpickled.)
 """
 from __future__ import annotations
 
 import json
-import os
-import pickle
 import re
-import sys
 from pathlib import Path
 
 from .config import dump_yaml, to_dict
@@ -96,30 +94,12 @@ def make_study(storage: str, name: str, direction: str, seed: int, n_startup_tri
                                                                   n_warmup_steps=0))
 
 
-def resume_sampler(path: Path, seed: int, trials_before: int):
-    """The sampler saved after the last trial (its RNG where that trial left it). A study with trials but
-    no saved sampler (begun by an older tunewright) gets TPE seeded from (seed, trials so far), so it
-    does not repeat its first trials either; a new study, TPE seeded with `seed`."""
+def trial_sampler(seed: int, trial_number: int):
+    """TPE for trial `trial_number`, seeded from (seed, trial_number): the same trial gets the same draws
+    whether the study ran in one go or was resumed."""
     import numpy as np
     import optuna
-    if path.exists():
-        try:
-            with path.open("rb") as f:       # written by save_sampler in this study's own folder
-                return pickle.load(f)
-        except Exception as e:               # e.g. pickled by another Optuna version
-            print(f"note: {path} could not be read ({type(e).__name__}: {e}); the sampler is seeded from "
-                  f"train.seed and the {trials_before} trials so far instead", file=sys.stderr)
-    if trials_before:
-        seed = int(np.random.SeedSequence([seed, trials_before]).generate_state(1)[0])
-    return optuna.samplers.TPESampler(seed=seed)
-
-
-def save_sampler(path: Path, sampler) -> None:
-    """Pickle the sampler atomically (a kill mid-write leaves the previous file)."""
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("wb") as f:
-        pickle.dump(sampler, f)
-    os.replace(tmp, path)
+    return optuna.samplers.TPESampler(seed=int(np.random.SeedSequence([seed, trial_number]).generate_state(1)[0]))
 
 
 def _with(base: dict, params: dict, **top) -> dict:
@@ -135,7 +115,6 @@ def _with(base: dict, params: dict, **top) -> dict:
 
 
 def tune(config, overrides: list[str] | None = None, trials: int = 10) -> Path:
-    import optuna
 
     from .run import as_config, train
     from .training.loop import monitored
@@ -149,8 +128,6 @@ def tune(config, overrides: list[str] | None = None, trials: int = 10) -> Path:
     tune_dir.mkdir(parents=True, exist_ok=True)
     storage = f"sqlite:///{(tune_dir / 'study.db').resolve()}"
     study = make_study(storage, cfg.run_name, "minimize" if mode == "min" else "maximize", cfg.train.seed)
-    sampler_path = tune_dir / "sampler.pkl"
-    study.sampler = resume_sampler(sampler_path, cfg.train.seed, len(study.trials))
     base = to_dict(cfg)
     base.update(search_space={}, compare=[])
 
@@ -161,8 +138,9 @@ def tune(config, overrides: list[str] | None = None, trials: int = 10) -> Path:
         trial.set_user_attr("test", result.summary["test"])
         return float(result.summary["val"][metric])
 
-    study.optimize(objective, n_trials=trials, catch=(),
-                   callbacks=[lambda study, trial: save_sampler(sampler_path, study.sampler)])
+    for _ in range(trials):                  # one trial at a time, each with its own seeded sampler
+        study.sampler = trial_sampler(cfg.train.seed, len(study.trials))
+        study.optimize(objective, n_trials=1, catch=())
     best = study.best_trial
     (tune_dir / "best_config.yaml").write_text(dump_yaml(config_from_dict(_with(base, best.params,
                                                                                  run_name=f"{cfg.run_name}-best"))))

@@ -21,7 +21,8 @@ ROWS = [  # a leaderboard as compare writes it: long variant names, every column
     {"variant": name, "val_accuracy": 0.9012 - i / 100, "test_accuracy": 0.8876 - i / 100, "test_macro_f1": 0.7712,
      "trainable_params": 22_713_096 // (i + 1), "trainable_share": 1 / (i + 1), "train_seconds": 1234.5 / (i + 1),
      "peak_rss_mb": 2101.7, "latency_ms_b1": 11.2345, "throughput_b32": 301.4, "size_mb": 90.86 / (i + 1)}
-    for i, name in enumerate(["full", "feature_extraction", "gradual_unfreezing", "discriminative_lr", "lora", "bitfit"])]
+    for i, name in enumerate(["full", "feature_extraction", "gradual_unfreezing", "discriminative_lr", "lora",
+                              "bitfit"])]
 
 
 def _leaderboard_output(monkeypatch, tmp_path, width=None, terminal=False) -> str:

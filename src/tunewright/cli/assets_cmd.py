@@ -20,6 +20,7 @@ def run(args) -> int:
     from .show import print_columns
 
     # name first: on a narrow terminal each asset becomes a block headed by its name
-    print_columns("tunewright packaged assets (all load offline)", ["name", "kind", "installed", "install with", "what"],
+    print_columns("tunewright packaged assets (all load offline)",
+                  ["name", "kind", "installed", "install with", "what"],
                   [(name, kind, installed, install, what) for kind, name, installed, install, what in rows()])
     return 0

@@ -74,7 +74,8 @@ def run_sections(page: Page, run_dir: Path, points: list[dict] | None, analyze: 
     page.table([{k: summary.get(k) for k in ("trainable_params", "total_params", "trainable_share", "train_seconds",
                                              "peak_rss_mb", "best_epoch", "steps")}])
     page.h2("Training")
-    page.figure("loss", plots.loss_curves(rows), "train and val loss, and the generalization gap")
+    page.figure("loss", plots.loss_curves(rows), "train loss (training mode: dropout on, the mean over each "
+                "logging window) and val loss (eval mode), and the gap between them")
     page.figure("lr", plots.lr_curves(rows), "learning rate of each param group")
     page.figure("grad_norms", plots.grad_norms(rows), "gradient norms, global and per layer group")
     page.figure("metric_per_epoch", plots.metric_per_epoch(rows), "validation metric per evaluation")
@@ -130,7 +131,8 @@ def compare_sections(page: Page, compare_dir: Path, analyze: bool, baselines: bo
     page.h2("Leaderboard")
     page.table(sorted(lb, key=lambda r: -(r.get("test_accuracy") or 0)))
     runs = {r["variant"]: read_rows(compare_dir / r["variant"]) for r in lb}
-    page.figure("compare_train_loss", plots.overlay(runs, "train", "loss", "train loss"), "train loss per variant")
+    page.figure("compare_train_loss", plots.overlay(runs, "train", "loss", "train loss"),
+                "train loss per variant (training mode: dropout on; the mean over each logging window)")
     page.figure("compare_val_accuracy", plots.overlay(runs, "val", "accuracy", "val accuracy"), "val accuracy per variant")
     for key, label in (("train_seconds", "train time (s)"), ("latency_ms_b1", "ms per sample at batch 1"),
                        ("size_mb", "saved weights (MB)")):

@@ -31,8 +31,10 @@ def loss_curves(rows) -> str | None:
     if not ts:
         return None
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.4))
-    a.plot(ts, tl, label="train")
-    a.plot(vs, vl, "o-", label="val")
+    # Not the same measurement: the train loss is taken in training mode (dropout on) and averaged over
+    # each logging window; the val loss in eval mode at one point. Labelled so the gap is read as such.
+    a.plot(ts, tl, label="train (training mode, mean per log window)")
+    a.plot(vs, vl, "o-", label="val (eval mode)")
     a.set(xlabel="step", ylabel="loss", title="loss")
     a.legend()
     gap = [v - float(np.interp(s, ts, tl)) for s, v in zip(vs, vl)]  # train loss interpolated at the eval step

@@ -85,7 +85,8 @@ class WandbTracker:
     def log_artifact(self, path) -> None:
         path = Path(path)
         if path.exists():
-            self.run.log_artifact(_artifact(f"{self.run_dir.name}-{path.stem}", "model" if path.is_dir() else "report", path))
+            kind = "model" if path.is_dir() else "report"
+            self.run.log_artifact(_artifact(f"{self.run_dir.name}-{path.stem}", kind, path))
 
     def close(self, status: str = "finished") -> None:
         self.run.finish(exit_code=EXIT_CODE[status])

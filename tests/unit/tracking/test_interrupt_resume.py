@@ -2,6 +2,7 @@
 MLflow and exit code 130 (failed) in W&B, an error FAILED and 1; a run killed at step 20 and resumed from
 its step-16 checkpoint is one MLflow run, one W&B run and one TensorBoard curve, each step once."""
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,9 @@ def test_killed_then_resumed_is_one_run_in_each_tracker(tmp_path, offline, read_
     assert max(h["step"] for h in killed["history"]) == 20
 
     res = train(cfg, _overrides(tmp_path), resume=True)
+    # the recipe states what it reaches (configs/tiny.yaml's header), killed and resumed or not
+    claim = re.search(r"Reaches test accuracy ([0-9.]+)", cfg.read_text()).group(1)
+    assert f"{res.test['accuracy']:.4f}" == claim
     rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     loss = [(r["step"], r["loss"]) for r in rows if r["split"] == "train"]
     steps = [s for s, _ in loss]
@@ -107,3 +111,23 @@ def test_killed_then_resumed_is_one_run_in_each_tracker(tmp_path, offline, read_
     assert {"final_val/accuracy", "final_test/accuracy"} <= final
     assert acc.Scalars("final_test/accuracy")[0].value == pytest.approx(res.test["accuracy"])
     assert not (run_dir / "tensorboard" / "artifacts").exists()   # the model stays in model/, once
+
+
+def test_exit_status_of_each_ending():
+    """Ctrl-C is killed, an error failed, a trial pruned by tune (stopped on purpose) killed."""
+    from types import SimpleNamespace
+
+    from tunewright.tracking import exit_status
+    from tunewright.tune import PruneOnEvaluate
+
+    class Trial:
+        def report(self, value, step):
+            pass
+
+        def should_prune(self):
+            return True
+
+    with pytest.raises(Exception) as pruned:
+        PruneOnEvaluate(Trial(), "accuracy").on_evaluate(SimpleNamespace(), {"val": {"accuracy": 0.5}})
+    assert [exit_status(None), exit_status(KeyboardInterrupt()), exit_status(RuntimeError()),
+            exit_status(pruned.value)] == ["finished", "killed", "failed", "killed"]
