@@ -75,7 +75,7 @@ def test_two_adapters_in_one_batch_equal_each_served_alone(engine, lora_runs):
     hs, x = heads(engine.bases[0].model), torch.randn(16, 32)                 # tiny-bert features: (B, 32)
     with torch.no_grad():
         pa, pb = (hs[engine.runs[n].adapter].eval()(x).softmax(-1) for n in ("a", "b"))
-    assert (pa - pb).abs().max() > 0.05
+    assert (pa - pb).abs().max() > 0.01       # 0.04 here under bf16 autocast; a shared head gives exactly 0
 
 
 def test_metadata_and_health(engine):

@@ -44,7 +44,8 @@ def run_dir(tmp_path):
     (tmp_path / "run" / "config.yaml").write_text(dump_yaml(cfg))
     labels = sorted({line.rsplit(",", 1)[1] for line in (DATA / "tiny_train.csv").read_text().splitlines()[1:]})
     (tmp_path / "run" / "model" / "tunewright_model.json").write_text(
-        json.dumps({"format": "tunewright-model", "label_names": labels}))
+        json.dumps({"format": "tunewright-model", "task": "classification", "num_labels": len(labels),
+                    "pooling": "mean", "source": {"type": "packaged", "name": "tiny-bert"}, "label_names": labels}))
     return tmp_path / "run"
 
 
