@@ -2,6 +2,7 @@
 (no torch, no tunewright) runs examples/onnx_client.py on an exported run and gets the labels `tunewright predict`
 gives on texts the run never saw. Needs PyPI (or a pip cache / index configured for pip)."""
 import json
+import os
 import subprocess
 import sys
 import venv
@@ -21,19 +22,23 @@ def test_torch_free_client_matches_tunewright_predict(tmp_path, tiny_args, run_c
     run_cli("train", *tiny_args)
     run_dir = tmp_path / "runs" / "tiny"
     run_cli("export", run_dir, "--output", tmp_path / "export", "--no-eval")
+    # The client's interpreter must not see this process's Python path (a library may have set PYTHONPATH
+    # in os.environ, as Ray does for its workers), or torch would be found there.
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    env["PYTHONNOUSERSITE"] = "1"
     env_dir = tmp_path / "client-venv"
     venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
     py = env_dir / "bin" / "python"
     pip = subprocess.run([py, "-m", "pip", "install", "-q", "onnxruntime", "tokenizers", "numpy"],
-                         capture_output=True, text=True, timeout=600)
+                         capture_output=True, text=True, timeout=600, env=env)
     if pip.returncode != 0:
         pytest.skip(f"cannot install the client's packages here: {pip.stderr[-300:]}")
     isolated = subprocess.run([py, "-c", "import importlib.util as u; print(u.find_spec('torch'), "
-                               "u.find_spec('tunewright'))"], capture_output=True, text=True, cwd=tmp_path)
+                               "u.find_spec('tunewright'))"], capture_output=True, text=True, cwd=tmp_path, env=env)
     assert isolated.stdout.split() == ["None", "None"]          # really torch-free
 
     client = subprocess.run([py, str(REPO / "examples" / "onnx_client.py"), str(tmp_path / "export"), *UNSEEN],
-                            capture_output=True, text=True, cwd=tmp_path, timeout=120)
+                            capture_output=True, text=True, cwd=tmp_path, timeout=120, env=env)
     assert client.returncode == 0, client.stderr
     got = [json.loads(line)["label"] for line in client.stdout.splitlines()]
 
