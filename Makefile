@@ -13,15 +13,31 @@ export TOKENIZERS_PARALLELISM ?= false
 
 .PHONY: demo test venv clean fashion-mnist chromium bench
 
+# uv resolves and installs in parallel: the full install took 3.5 min with pip on 2 cores and about
+# 20 s with uv. uv does not read pip's configuration, so it is handed the find-links, extra indexes and
+# constraints that pip would use here (environment first, then `pip config`), and it weighs every index
+# as pip does (unsafe-best-match; uv's default takes the first index that has a package at all).
+# `make venv INSTALLER=pip` installs with pip instead.
+INSTALLER ?= uv
+PIPCFG = $$(printenv PIP_$(1) || $(BIN)/pip config get global.$(2) 2>/dev/null || true)
+ifeq ($(INSTALLER),uv)
+INSTALL = UV_FIND_LINKS="$(call PIPCFG,FIND_LINKS,find-links)" \
+	UV_EXTRA_INDEX_URL="$(call PIPCFG,EXTRA_INDEX_URL,extra-index-url)" \
+	UV_CONSTRAINT="$(call PIPCFG,CONSTRAINT,constraint)" \
+	UV_INDEX_STRATEGY=unsafe-best-match $(BIN)/uv pip install -q --python $(BIN)/python
+else
+INSTALL = $(BIN)/pip install -q
+endif
+
 # The last install is the MLflow UI's page: the full mlflow wheel of the installed mlflow-skinny's
 # version, without its dependencies (pyproject.toml, the tracking extra), so that `mlflow ui` serves our stores.
 $(BIN)/.installed: pyproject.toml Makefile
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q $(TORCH_PIN)
-	$(BIN)/pip install -q $(TORCH_PIN) -e '.[dev,assets,tracking,tune,lightning,federated,deploy]'
-	$(BIN)/pip install -q --no-deps $(NODEPS_ASSETS)
-	$(BIN)/pip install -q --no-deps "mlflow==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("mlflow-skinny"))')"
+	@echo "setting up $(VENV) with $(INSTALLER) (make venv INSTALLER=pip for pip)"
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@$(if $(filter uv,$(INSTALLER)),$(BIN)/pip install -q uv,$(BIN)/pip install -q --upgrade pip)
+	@$(INSTALL) $(TORCH_PIN) -e '.[dev,assets,tracking,tune,lightning,federated,deploy]'
+	@$(INSTALL) --no-deps $(NODEPS_ASSETS)
+	@$(INSTALL) --no-deps "mlflow==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("mlflow-skinny"))')"
 	touch $@
 
 venv: $(BIN)/.installed

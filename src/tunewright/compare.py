@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from . import progress
 from .config import dump_yaml, to_dict
 from .config.load import config_from_dict
 from .errors import ConfigError, TunewrightError
@@ -205,13 +206,15 @@ def run_compare(config, overrides: list[str] | None = None, methods: list[str] |
     board = compare_dir / "leaderboard.csv"
     from .report.runs import read_leaderboard
     previous = {r["variant"]: r for r in read_leaderboard(board)} if resume and board.exists() else {}
+    shown = progress.phase("compare", len(variants), "variants", outer=True)
     for v in variants:
         vcfg = variant_config(base, v, compare_dir)
         path = compare_dir / "configs" / f"{v.name}.yaml"
         path.parent.mkdir(exist_ok=True)
         path.write_text(dump_yaml(vcfg))
-        print(f"== compare: {v.name} ({', '.join(f'{k}={x}' for k, x in v.overrides.items())})", flush=True)
         done = resume and (compare_dir / v.name / "summary.json").exists()
+        shown.say(f"{v.name} ({', '.join(f'{k}={x}' for k, x in v.overrides.items())})"
+                  + (": kept from the interrupted comparison" if done else ""))
         proc = subprocess.run([sys.executable, "-m", "tunewright.cli.main", "train", str(path), "--overwrite"],
                               env=env) if not done else subprocess.CompletedProcess([], 0)
         if proc.returncode != 0:
@@ -220,6 +223,8 @@ def run_compare(config, overrides: list[str] | None = None, methods: list[str] |
                     else leaderboard_row(compare_dir / v.name, v.name, threads))
         write_leaderboard(rows, compare_dir / "leaderboard.csv")  # after each variant: partial results survive
         (compare_dir / "leaderboard.md").write_text(leaderboard_markdown(rows))
+        shown.advance(1)
+    shown.close()
     if report:
         from .report import write_report
         print(f"report: {write_report(compare_dir)}")

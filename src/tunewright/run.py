@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import progress
 from .config import Config, dump_yaml, eval_batch_size, load_config, to_dict
 from .config.load import config_from_dict
 from .config.schema import uses_method
@@ -29,6 +30,7 @@ from .config.secrets import secret_keys
 from .errors import ConfigError, TunewrightError
 from .evaluate import evaluate_dataset
 from .huge_pages import status as huge_pages_status
+from .machine import describe as describe_machine
 from .optim import build_optimizer, build_scheduler, param_groups, schedule_options
 from .run_lock import RunLock
 from .tracking.run_log import finish as finish_logging
@@ -262,8 +264,9 @@ def train(config, overrides: list[str] | None = None, *, resume: bool = False, o
     try:
         if lock is not None:
             lock.acquire()
-        result = _train(cfg, world, resume=resume, overwrite=overwrite, force=force, keep_model=keep_model,
-                        callbacks=callbacks)
+        with progress.use(cfg.train.progress):     # tokenizing, warm start, cache, evaluation show it too
+            result = _train(cfg, world, resume=resume, overwrite=overwrite, force=force, keep_model=keep_model,
+                            callbacks=callbacks)
         barrier()                                           # the others wait until rank 0 has written
         return result
     finally:
@@ -331,7 +334,8 @@ def _train(cfg: Config, world, *, resume: bool, overwrite: bool, force: bool, ke
     def evaluate_split(split: str) -> dict:
         m, ds, collate = data.evals[split]     # the TaskModel, or a head over cached features
         # Several ranks: each runs every W-th evaluation batch; the metrics are those of all rows.
-        return evaluate_sharded(m, ds, collate, cfg.task, bundle.num_labels, eval_bs, precision)
+        return evaluate_sharded(m, ds, collate, cfg.task, bundle.num_labels, eval_bs, precision,
+                                label=f"evaluate {split}")
 
     recal = max((p.bn_recalibrate_batches for p in plans), default=0)
 
@@ -406,7 +410,8 @@ def _train(cfg: Config, world, *, resume: bool, overwrite: bool, force: bool, ke
         "peak_rss_mb_per_rank": shared_map(lambda _: round(peak_rss_mb(), 1), range(world.world)),
         "stop_reason": state.stop_reason, "nonfinite_steps_skipped": state.nonfinite_total,
         "cache_seconds": round(data.cache_seconds, 2), "prepare_seconds": round(prepare_seconds, 2),
-        "bad_rows": len(bundle.bad_rows), "notes": notes, "precision": precision.name, "device": str(device), "huge_pages": huge_pages,
+        "bad_rows": len(bundle.bad_rows), "notes": notes, "precision": precision.name, "device": str(device),
+        "machine": describe_machine(str(device)), "huge_pages": huge_pages,
         "sizes": {k: len(getattr(bundle, k)) for k in ("train", "val", "test")},
         "label_names": bundle.label_names, "run_dir": str(run_dir),
     })
@@ -472,4 +477,4 @@ def evaluate_run(run_dir, data: str | None = None, split: str = "test") -> dict:
     ds = getattr(bundle, split)
     eval_bs = eval_batch_size(cfg.train)
     return evaluate_dataset(model, ds, bundle.collate, cfg.task, bundle.num_labels or len(label_names or []) or None,
-                            eval_bs, precision)
+                            eval_bs, precision, label=f"evaluate {split}")

@@ -23,6 +23,7 @@ import json
 import re
 from pathlib import Path
 
+from . import progress
 from .config import dump_yaml, to_dict
 from .config.load import config_from_dict
 from .errors import ConfigError
@@ -138,9 +139,15 @@ def tune(config, overrides: list[str] | None = None, trials: int = 10) -> Path:
         trial.set_user_attr("test", result.summary["test"])
         return float(result.summary["val"][metric])
 
+    shown = progress.phase("tune", trials, "trials", outer=True)
     for _ in range(trials):                  # one trial at a time, each with its own seeded sampler
         study.sampler = trial_sampler(cfg.train.seed, len(study.trials))
+        shown.say(f"trial {len(study.trials)}")
         study.optimize(objective, n_trials=1, catch=())
+        last = study.trials[-1]
+        shown.advance(1, note=f"trial {last.number}: {last.state.name.lower()}"
+                      + (f", val {metric} {last.value:.4f}" if last.value is not None else ""))
+    shown.close()
     best = study.best_trial
     (tune_dir / "best_config.yaml").write_text(dump_yaml(config_from_dict(_with(base, best.params,
                                                                                  run_name=f"{cfg.run_name}-best"))))

@@ -29,7 +29,8 @@ def summary_rows(summary: dict) -> list[tuple[str, str]]:
         rows.append(("trainable / total params", f"{tp:,} / {tot:,} ({100 * tp / max(tot, 1):.2f}%)"))
     for key, label, unit in [("train_seconds", "train time", " s"), ("peak_rss_mb", "peak memory (RSS)", " MB"),
                              ("samples_per_s", "throughput", " samples/s"), ("best_epoch", "best after epoch", ""),
-                             ("precision", "precision", ""), ("bad_rows", "bad rows skipped", "")]:
+                             ("precision", "precision", ""), ("machine", "machine", ""),
+                             ("bad_rows", "bad rows skipped", "")]:
         v = summary.get(key)
         if v is not None:
             rows.append((label, f"{v:,.1f}{unit}" if isinstance(v, float) else f"{v}{unit}"))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Optional, Sequence
 
+from tunewright import progress
 from tunewright.data.readers import Example
 from tunewright.errors import DataError
 
@@ -25,11 +26,17 @@ IGNORE_INDEX = -100   # torch.nn.CrossEntropyLoss's default ignore_index
 
 
 def token_ids(tokenizer: Any, texts: list[str], max_length: Optional[int],
-         add_special_tokens: bool = True) -> list[list[int]]:
+              add_special_tokens: bool = True, chunk: int = 2048) -> list[list[int]]:
+    """Token ids of every text. Batched calls of `chunk` texts each: a fast tokenizer spreads one call over
+    its threads, and the chunks let a large set show progress (20 Newsgroups' 11k long posts take a while)."""
     if not texts:
         return []
     kw = dict(truncation=True, max_length=max_length) if max_length else {}
-    return tokenizer(texts, add_special_tokens=add_special_tokens, **kw)["input_ids"]
+    out: list[list[int]] = []
+    for s in progress.track(range(0, len(texts), chunk), "tokenize", len(texts), "texts",
+                            size=lambda s: min(chunk, len(texts) - s)):
+        out.extend(tokenizer(texts[s:s + chunk], add_special_tokens=add_special_tokens, **kw)["input_ids"])
+    return out
 
 
 def render_prompt(tokenizer: Any, prompt: str) -> str:

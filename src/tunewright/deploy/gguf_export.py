@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import progress
 from ..errors import ConfigError, TunewrightError
 from .onnx_export import check_batch, data_bundle, deployable_model, say
 
@@ -144,7 +145,7 @@ def write_gguf(lm, tokenizer, path: Path, dtype: str = "f32", name: str = "tunew
     state = lm.state_dict()
     tied = bool(getattr(c, "tie_word_embeddings", False))
     n_bytes = n_tensors = 0
-    for hf_name, t in state.items():
+    for hf_name, t in progress.track(list(state.items()), "gguf convert", unit="tensors"):
         if hf_name == "lm_head.weight" and tied:
             continue                              # tied: llama.cpp and transformers reuse token_embd
         if "rotary_emb" in hf_name:
@@ -162,10 +163,12 @@ def write_gguf(lm, tokenizer, path: Path, dtype: str = "f32", name: str = "tunew
         w.add_tensor(new, x)
     say(f"  {n_tensors} tensors, {n_bytes / 1e6:.1f} MB ({dtype.upper()}; norms F32); "
         f"tokenizer {tok_source}")
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file(progress=True)        # tqdm bar per tensor on stderr
-    w.close()
+    with progress.phase("gguf write", round(n_bytes / 1e6), "MB") as shown:
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file(progress=False)   # gguf's own bar is tqdm's; ours is rich's or plain lines
+        w.close()
+        shown.advance(round(n_bytes / 1e6))
     os.replace(tmp, path)
     return {"file": path.name, "bytes": path.stat().st_size, "dtype": dtype, "tokenizer": tok_source}
 

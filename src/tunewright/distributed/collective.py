@@ -26,6 +26,13 @@ def rank() -> int:
     return dist.get_rank() if active() else 0
 
 
+def share(items: Sequence) -> list:
+    """The items `shared_map` hands this rank (all of them in one process): progress counts these."""
+    if not active():
+        return list(items)
+    return list(items[dist.get_rank()::dist.get_world_size()])
+
+
 def _gather(obj: Any) -> list:
     out = [None] * dist.get_world_size()
     dist.all_gather_object(out, obj)

@@ -9,11 +9,20 @@ choice agree across ranks.
 """
 from __future__ import annotations
 
-from ..evaluate.predict import batch_outputs, eval_batches, metrics_of
-from .collective import shared_map
+from .. import progress
+from ..evaluate.predict import batch_outputs, eval_batches, metrics_of, text_lengths
+from .collective import share, shared_map
 
 
-def evaluate_sharded(model, dataset, collate, task: str, num_labels: int | None, batch_size: int, precision) -> dict:
-    batches = eval_batches(len(dataset), batch_size)
-    outputs = shared_map(lambda idx: batch_outputs(model, dataset, collate, task, [idx], precision)[0], batches)
+def evaluate_sharded(model, dataset, collate, task: str, num_labels: int | None, batch_size: int, precision,
+                     label: str = "evaluate") -> dict:
+    lengths = text_lengths(dataset)
+    batches = eval_batches(len(dataset), batch_size, lengths)
+    mine = share(batches)
+    with progress.phase(label, sum(map(len, mine)), work_total=progress.padded_work(mine, lengths)) as shown:
+        def one(idx):
+            out = batch_outputs(model, dataset, collate, task, [idx], precision)[0]
+            shown.advance(len(idx), work=progress.padded_work([idx], lengths) or 0.0)
+            return out
+        outputs = shared_map(one, batches)
     return metrics_of(task, outputs, num_labels)

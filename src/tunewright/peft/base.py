@@ -38,6 +38,7 @@ import os
 import re
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Iterable, Optional
 
@@ -80,7 +81,11 @@ def wrap_peft(model, peft_config, name: str) -> None:
         model.backbone.add_adapter(name, peft_config)
         model.backbone.set_adapter(name)
     else:
-        model.backbone = get_peft_model(model.backbone, peft_config, adapter_name=name)
+        # peft reads transformers 5's deprecated `is_gradient_checkpointing` alias, and transformers warns on
+        # every run; the warning is peft's to fix, not the user's, so it is not shown.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            model.backbone = get_peft_model(model.backbone, peft_config, adapter_name=name)
 
 
 def linear_like(module: nn.Module) -> bool:

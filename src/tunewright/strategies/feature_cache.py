@@ -40,8 +40,10 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from .. import progress
 from ..config import eval_batch_size
-from ..distributed.collective import shared_map
+from ..distributed.collective import share, shared_map
+from ..evaluate.predict import text_lengths
 from ..models.groups import find_block_stack
 from ..training.loop import to_device
 
@@ -111,15 +113,15 @@ def frozen_prefix(model: nn.Module) -> Union[str, Cut]:
 def _order(dataset: Dataset) -> list[int]:
     """Example indices sorted by token length for text, so each batch pads little (the cache then costs
     about one bucketed epoch of forward passes); dataset order otherwise."""
-    n = len(dataset)
-    if n == 0 or "input_ids" not in dataset[0]:
-        return list(range(n))
-    return sorted(range(n), key=lambda i: len(dataset[i]["input_ids"]))
+    lengths = text_lengths(dataset)
+    if lengths is None:
+        return list(range(len(dataset)))
+    return sorted(range(len(dataset)), key=lambda i: lengths[i])
 
 
 @torch.no_grad()
 def compute_features(model: nn.Module, dataset: Dataset, collate: Callable, batch_size: int,
-                     device: torch.device) -> tuple[torch.Tensor, list]:
+                     device: torch.device, label: str = "features") -> tuple[torch.Tensor, list]:
     """`model.features` of every example in dataset order, (N, H) float32 on the CPU (eval mode), and the labels."""
     was_training = model.training
     model.eval()
@@ -127,9 +129,16 @@ def compute_features(model: nn.Module, dataset: Dataset, collate: Callable, batc
     labels: list = [None] * len(dataset)
     order = _order(dataset)
     chunks = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
-    # Several ranks under torchrun: each batch is encoded once in the whole world and gathered to all.
-    encoded = shared_map(lambda idx: model.features(to_device(collate([dataset[j] for j in idx]), device))
-                         .float().cpu(), chunks)
+    lengths = text_lengths(dataset)
+    with progress.phase(label, sum(map(len, share(chunks))), work_total=progress.padded_work(share(chunks), lengths)) \
+            as shown:
+        def encode(idx: list[int]) -> torch.Tensor:
+            feats = model.features(to_device(collate([dataset[j] for j in idx]), device)).float().cpu()
+            # this rank's share under torchrun (only rank 0 shows it)
+            shown.advance(len(idx), work=progress.padded_work([idx], lengths) or 0.0)
+            return feats
+        # Several ranks under torchrun: each batch is encoded once in the whole world and gathered to all.
+        encoded = shared_map(encode, chunks)
     for idx, feats in zip(chunks, encoded):
         for j, f in zip(idx, feats):                                        # (B, H) -> back in dataset order
             out[j], labels[j] = f, dataset[j].get("labels")
@@ -139,7 +148,7 @@ def compute_features(model: nn.Module, dataset: Dataset, collate: Callable, batc
 
 @torch.no_grad()
 def compute_prefix(model: nn.Module, cut: Cut, dataset: Dataset, collate: Callable, batch_size: int,
-                   device: torch.device) -> list[torch.Tensor]:
+                   device: torch.device, label: str = "feature cache") -> list[torch.Tensor]:
     """The input of `cut.cut` for every example: (T_i, H) for text (real tokens only), else the map."""
     module = model.get_submodule(cut.cut)
     captured: list[torch.Tensor] = []
@@ -154,6 +163,7 @@ def compute_prefix(model: nn.Module, cut: Cut, dataset: Dataset, collate: Callab
         with contextlib.suppress(_Captured):
             model(batch)
         h = captured[0].float().cpu()
+        shown.advance(len(idx), work=progress.padded_work([idx], lengths) or 0.0)
         if "attention_mask" in batch:             # (B, T, H): keep each example's real tokens (right padding)
             lengths = batch["attention_mask"].sum(1).tolist()
             return [h[i, :n].clone() for i, n in enumerate(lengths)]
@@ -165,12 +175,15 @@ def compute_prefix(model: nn.Module, cut: Cut, dataset: Dataset, collate: Callab
     order = _order(dataset)
     chunks = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
     handle = module.register_forward_pre_hook(hook, with_kwargs=True)
+    lengths = text_lengths(dataset)
+    shown = progress.phase(label, sum(map(len, share(chunks))), work_total=progress.padded_work(share(chunks), lengths))
     try:
         # Several ranks under torchrun: each batch is encoded once in the whole world and gathered to all.
         for idx, states in zip(chunks, shared_map(encode, chunks)):
             for j, h in zip(idx, states):
                 out[j] = h
     finally:
+        shown.close()
         handle.remove()
         model.train(was_training)
     return out
@@ -318,7 +331,7 @@ def cache_fit_data(data, model: nn.Module, cfg, device: torch.device, notes: lis
         collate = CachedCollate(data.collate, "features")
         sets = {}
         for s, ds in splits.items():
-            feats, labels = compute_features(model, ds, data.collate, bs, device)
+            feats, labels = compute_features(model, ds, data.collate, bs, device, label=f"feature cache ({s})")
             sets[s] = CachedDataset(feats, "features", labels)
         seconds = time.perf_counter() - t0
         notes.append(f"feature cache: backbone features of {sum(map(len, sets.values()))} examples "
@@ -329,7 +342,8 @@ def cache_fit_data(data, model: nn.Module, cfg, device: torch.device, notes: lis
     cut = what                                         # train and val only: see the module docstring
     wrapped = PrefixCached(model, cut)
     collate = CachedCollate(data.collate, "prefix_out")
-    sets = {s: CachedDataset(compute_prefix(model, cut, ds, data.collate, bs, device), "prefix_out", base=ds)
+    sets = {s: CachedDataset(compute_prefix(model, cut, ds, data.collate, bs, device, label=f"feature cache ({s})"),
+                            "prefix_out", base=ds)
             for s, ds in splits.items()}
     n = min(8, len(data.train))
     why = _verify(model, wrapped, to_device(data.collate([data.train[i] for i in range(n)]), device),

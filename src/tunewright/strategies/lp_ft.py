@@ -96,7 +96,7 @@ def warm_start_head(data, model: nn.Module, cfg, device: torch.device, notes: li
         return
     t0 = time.perf_counter()
     bs = eval_batch_size(cfg.train)
-    feats, raw_labels = compute_features(model, data.train, data.collate, bs, device)
+    feats, raw_labels = compute_features(model, data.train, data.collate, bs, device, label="head warm start")
     labels = data.collate([{"labels": y} for y in raw_labels])["labels"]
     o = cfg.strategy_options
     stats = linear_probe(model.head, feats.to(device), labels.to(device), model.task,

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from .. import progress
 from .events import EVENTS
 
 
@@ -91,13 +92,9 @@ class Progress:
         self._t0, self._samples = time.perf_counter(), 0
         self._step0 = ctx.state.step
         if self.mode == "rich":
-            from rich.console import Console
-            from rich.progress import BarColumn, Progress as RichProgress, TextColumn, TimeRemainingColumn
-            self._bar = RichProgress(TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                                     TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=False,
-                                     console=Console(file=self.stream))   # the stream whose TTY chose this mode
-            self._bar.start()
-            self._task = self._bar.add_task("train", total=ctx.state.total_steps, completed=ctx.state.step, info="")
+            self._bar = progress.live_bar(self.stream)     # the stream whose TTY chose this mode
+            self._task = self._bar.add_task("train", total=ctx.state.total_steps, completed=ctx.state.step,
+                                            info=f"{ctx.state.step}/{ctx.state.total_steps}")
 
     def on_batch_start(self, ctx, batch) -> None:
         first = next(iter(batch.values()))
@@ -109,12 +106,13 @@ class Progress:
 
     def on_log(self, ctx, row: dict) -> None:
         info = self._info(ctx, row)
+        done = ctx.state.step - self._step0
+        left = ctx.state.total_steps - ctx.state.step
+        eta = (time.perf_counter() - self._t0) / max(done, 1) * left
         if self.mode == "rich":
-            self._bar.update(self._task, completed=ctx.state.step, info=info)
+            self._bar.update(self._task, completed=ctx.state.step,
+                             info=f"{ctx.state.step}/{ctx.state.total_steps}  {info}  eta {eta:.0f}s")
         elif self.mode == "plain":
-            done = ctx.state.step - self._step0
-            left = ctx.state.total_steps - ctx.state.step
-            eta = (time.perf_counter() - self._t0) / max(done, 1) * left
             print(f"step {ctx.state.step}/{ctx.state.total_steps} epoch {ctx.state.epoch_float:.2f}  {info}  "
                   f"eta {eta:.0f}s", file=self.stream, flush=True)
 
@@ -138,7 +136,7 @@ class Progress:
         """End the bar (and its line). Also called when fit() stopped early, by Ctrl-C or an error, and so
         never reached on_fit_end (tracking/run_log.finish): the next line does not run into the bar."""
         if self._bar is not None:
-            self._bar.stop()
+            progress.release(self._bar)
             self._bar = None
 
 

@@ -26,6 +26,7 @@ import torch
 
 from ..cache import cache_dir
 from ..errors import ConfigError
+from ..machine import cpu_model
 
 
 @dataclass
@@ -89,7 +90,7 @@ def _time_step(model, x, use_bf16: bool, reps: int = 3) -> float:
 
 def cpu_bf16_is_fast() -> bool:
     """Measure once per machine whether bf16 autocast beats fp32 for a training step (cached)."""
-    key = f"{platform.processor() or platform.machine()}|{_cpu_model()}|torch{torch.__version__}"
+    key = f"{platform.processor() or platform.machine()}|{cpu_model()}|torch{torch.__version__}"
     path = cache_dir() / "precision.json"
     try:
         known = json.loads(path.read_text())
@@ -110,16 +111,6 @@ def cpu_bf16_is_fast() -> bool:
     except OSError:
         pass
     return fast
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def resolve_precision(precision: str, device: torch.device, cudnn_attention: bool = False) -> Precision:
