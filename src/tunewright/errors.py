@@ -65,3 +65,27 @@ def blame(path, what: str, error: type = None):
         raise type(err)(f"{path}: {what}: {err}") from err
     except Exception as err:  # noqa: BLE001 - see the docstring
         raise (error or ModelLoadError)(f"{path}: {what} ({type(err).__name__}: {err})") from err
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's `kill`, torchrun stopping its workers, `docker stop`), raised in the main thread
+    so that a run ends as Ctrl-C does: the trackers record it as killed, the progress bar ends its line, the
+    last checkpoint stays for `--resume`. A KeyboardInterrupt, so every handler of Ctrl-C covers it."""
+
+    exit_code = 143    # 128 + SIGTERM, what a shell reports for a process SIGTERM ended
+
+
+def raise_on_sigterm() -> bool:
+    """Turn SIGTERM into `Terminated` in this process, unless something else already handles it (a server
+    drains its requests itself). Only the main thread may set handlers; True when it was installed."""
+    import signal
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    if signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
+        return False
+
+    def handler(signum, frame):
+        raise Terminated()
+    signal.signal(signal.SIGTERM, handler)
+    return True

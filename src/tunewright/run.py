@@ -377,47 +377,55 @@ def _train(cfg: Config, world, *, resume: bool, overwrite: bool, force: bool, ke
             print(f"resumed from {resume_from} (step {state.step}, epoch {state.epoch}, batch {state.batch_in_epoch})")
 
     parallel = data_parallel(world, cfg, data, loss_fn, loss_class_weights(cfg, bundle), device)
+
+    def final_summary(state) -> dict:
+        """The best weights' metrics on val and test, and the run's figures (summary.json)."""
+        # Final numbers come from the best weights, the ones `model/` holds; rank 0 reads them and hands them on.
+        def restore_best() -> None:
+            if not restore_saved(model, run_dir / "model"):  # the full state dict, or the adapter + head
+                save_best(model)  # no evaluation improved (e.g. NaN metric): keep and save the last weights
+        on_rank0(restore_best)
+        broadcast_module(model)
+        summary = {
+            "val": evaluate_split("val"),
+            "test": evaluate_split("test"),
+        }
+        trainable, total = count_params(model)
+        metric, mode = monitored(cfg.task, cfg.train.metric)
+        t = cfg.train
+        summary.update({
+            "trainable_params": trainable, "total_params": total, "trainable_share": trainable / max(total, 1),
+            "train_seconds": round(state.train_seconds, 2), "peak_rss_mb": round(peak_rss_mb(), 1),
+            "best_epoch": state.best_epoch, "best_step": state.best_step, "monitor": {"metric": metric, "mode": mode},
+            "steps": state.step, "epochs_run": round(state.epoch_float if state.batch_in_epoch else state.epoch, 3),
+            "samples_per_s": round(state.samples_seen / max(state.train_seconds, 1e-9), 2),
+            # the global batch of one optimizer step: batch_size rows per rank x world_size ranks x grad_accum
+            "batch_size": t.batch_size, "world_size": world.world, "grad_accum": t.grad_accum,
+            "global_batch": t.batch_size * world.world * t.grad_accum,
+            "peak_rss_mb_per_rank": shared_map(lambda _: round(peak_rss_mb(), 1), range(world.world)),
+            "stop_reason": state.stop_reason, "nonfinite_steps_skipped": state.nonfinite_total,
+            "cache_seconds": round(data.cache_seconds, 2), "prepare_seconds": round(prepare_seconds, 2),
+            "bad_rows": len(bundle.bad_rows), "notes": notes, "precision": precision.name, "device": str(device),
+            "machine": describe_machine(str(device)), "huge_pages": huge_pages,
+            "sizes": {k: len(getattr(bundle, k)) for k in ("train", "val", "test")},
+            "label_names": bundle.label_names, "run_dir": str(run_dir),
+        })
+        return summary
+
+    closed = False
     try:
         state = fit(data.model, data.train, data.collate, optimizer, scheduler, cfg, loss_fn=loss_fn,
                     precision=precision, evaluate=evaluate, callbacks=cbs, state=state,
                     lengths=data.lengths, sample_weights=sample_weights, parallel=parallel)
-    except BaseException as e:  # no summary: the trackers record the run as killed (Ctrl-C) or failed
-        finish_logging(trackers, run_dir, status=exit_status(e), callbacks=logging)
+        summary = final_summary(state)
+        # summary.json; the final numbers and the saved model (PEFT runs: the adapter and head) as artifacts
+        if main:
+            closed = True
+            finish_logging(trackers, run_dir, summary, artifacts=[run_dir / "model"])
+    except BaseException as e:  # no summary: the trackers record the run as killed (Ctrl-C, SIGTERM) or failed,
+        if not closed:          # also when the final evaluation raised after fit()
+            finish_logging(trackers, run_dir, status=exit_status(e), callbacks=logging)
         raise
-
-    # Final numbers come from the best weights, the ones `model/` holds; rank 0 reads them and hands them on.
-    def restore_best() -> None:
-        if not restore_saved(model, run_dir / "model"):  # the full state dict, or the adapter + head
-            save_best(model)  # no evaluation improved (e.g. NaN metric): keep and save the last weights
-    on_rank0(restore_best)
-    broadcast_module(model)
-    summary = {
-        "val": evaluate_split("val"),
-        "test": evaluate_split("test"),
-    }
-    trainable, total = count_params(model)
-    metric, mode = monitored(cfg.task, cfg.train.metric)
-    t = cfg.train
-    summary.update({
-        "trainable_params": trainable, "total_params": total, "trainable_share": trainable / max(total, 1),
-        "train_seconds": round(state.train_seconds, 2), "peak_rss_mb": round(peak_rss_mb(), 1),
-        "best_epoch": state.best_epoch, "best_step": state.best_step, "monitor": {"metric": metric, "mode": mode},
-        "steps": state.step, "epochs_run": round(state.epoch_float if state.batch_in_epoch else state.epoch, 3),
-        "samples_per_s": round(state.samples_seen / max(state.train_seconds, 1e-9), 2),
-        # the global batch of one optimizer step: batch_size rows per rank x world_size ranks x grad_accum
-        "batch_size": t.batch_size, "world_size": world.world, "grad_accum": t.grad_accum,
-        "global_batch": t.batch_size * world.world * t.grad_accum,
-        "peak_rss_mb_per_rank": shared_map(lambda _: round(peak_rss_mb(), 1), range(world.world)),
-        "stop_reason": state.stop_reason, "nonfinite_steps_skipped": state.nonfinite_total,
-        "cache_seconds": round(data.cache_seconds, 2), "prepare_seconds": round(prepare_seconds, 2),
-        "bad_rows": len(bundle.bad_rows), "notes": notes, "precision": precision.name, "device": str(device),
-        "machine": describe_machine(str(device)), "huge_pages": huge_pages,
-        "sizes": {k: len(getattr(bundle, k)) for k in ("train", "val", "test")},
-        "label_names": bundle.label_names, "run_dir": str(run_dir),
-    })
-    # summary.json; the final numbers and the saved model (PEFT runs: the adapter and head) as artifacts
-    if main:
-        finish_logging(trackers, run_dir, summary, artifacts=[run_dir / "model"])
     return RunResult(run_dir, cfg, summary, model if keep_model else None)
 
 

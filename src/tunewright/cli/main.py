@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..errors import TunewrightError
+    from ..errors import Terminated, TunewrightError, raise_on_sigterm
 
     parser = build_parser()
     # Overrides (key=value) may come before or after flags: `train c.yaml --resume train.lr=1e-3`.
@@ -47,14 +47,15 @@ def main(argv: list[str] | None = None) -> int:
             args.overrides = list(args.overrides or []) + extra
         else:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    raise_on_sigterm()     # SIGTERM ends a run as Ctrl-C does: trackers say killed, checkpoints stay
     try:
         return int(args.func(args) or 0)
     except TunewrightError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        print("terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted", file=sys.stderr)
+        return getattr(e, "exit_code", 130)
     except BrokenPipeError:       # the reader went away (`tunewright config | head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # nor complain while flushing at exit
         return 1

@@ -131,3 +131,44 @@ def test_exit_status_of_each_ending():
         PruneOnEvaluate(Trial(), "accuracy").on_evaluate(SimpleNamespace(), {"val": {"accuracy": 0.5}})
     assert [exit_status(None), exit_status(KeyboardInterrupt()), exit_status(RuntimeError()),
             exit_status(pruned.value)] == ["finished", "killed", "failed", "killed"]
+
+
+def test_an_error_after_fit_is_failed(tmp_path, offline, monkeypatch):
+    """The final evaluation and summary run after fit(): an error there closes the trackers as FAILED too."""
+    import tunewright.run as run
+    from tunewright import train
+
+    def broken(device):
+        raise RuntimeError("summary failed")
+    monkeypatch.setattr(run, "describe_machine", broken)
+    with pytest.raises(RuntimeError, match="summary failed"):
+        train(REPO / "configs" / "tiny.yaml", _overrides(tmp_path, "train.epochs=1", "tracking=[mlflow]"))
+    client, run_id = _mlflow(tmp_path / "tiny")
+    assert client.get_run(run_id).info.status == "FAILED"
+
+
+def test_sigterm_is_killed_like_ctrl_c(tmp_path, offline):
+    """SIGTERM (a scheduler's kill) raises Terminated in the main thread: MLflow says KILLED, exit code 143."""
+    import os
+    import signal
+
+    from tunewright import train
+    from tunewright.errors import Terminated, raise_on_sigterm
+
+    class SigtermAt:
+        def on_step_end(self, ctx):
+            if ctx.state.step == 2:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    old = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        assert raise_on_sigterm()
+        assert not raise_on_sigterm()                 # a handler is there now: left alone
+        with pytest.raises(Terminated) as ended:
+            train(REPO / "configs" / "tiny.yaml", _overrides(tmp_path, "train.epochs=1", "tracking=[mlflow]"),
+                  callbacks=[SigtermAt()])
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    assert ended.value.exit_code == 143
+    client, run_id = _mlflow(tmp_path / "tiny")
+    assert client.get_run(run_id).info.status == "KILLED"
