@@ -25,7 +25,7 @@ from torch import nn
 from ..assets.datasets import FASHION_MNIST_CLASSES, get_dataset
 from ..peft.task_adapters import add_task_adapters, set_task
 from ..data.examples import Examples, image_tensors
-from ..data.splits import stratified_subset
+from ..data.splits import subset_indices
 from ..evaluate.predict import accuracy
 from ..models.encoder_head import build_encoder
 from ..models.frozen_text import text_task
@@ -97,7 +97,7 @@ def load_tasks(cfg, cache_dir=None):
             parts = []
             for x, y, n in ((xtr, ytr, c.train_per_task), (xte, yte, c.test_per_task)):
                 idx = np.flatnonzero(np.isin(y.numpy(), cls))
-                idx = idx[stratified_subset(y[idx].numpy(), n, seed + t)]
+                idx = idx[subset_indices(len(idx), y[idx].tolist(), n, seed + t)[0]]
                 parts.append(Examples(inputs=x[idx], labels=y[idx], task=torch.full((len(idx),), t)))
             tasks.append(tuple(parts))
             task_classes.append(cls)

@@ -63,31 +63,14 @@ def split_indices(n: int, labels: Optional[Sequence[Hashable]], fraction: float,
     return _split(labels, n, math.ceil(fraction * n), seed)
 
 
-def subset_indices(n: int, labels: Optional[Sequence[Hashable]], size: int,
+def subset_indices(n: int, labels: Optional[Sequence[Hashable]], size: Optional[int],
                    seed: int) -> tuple[list[int], Optional[str]]:
-    """A seeded stratified subset of ``size`` of the ``n`` rows (all of them if size >= n).
+    """A seeded stratified subset of ``size`` of the ``n`` rows (all of them if size is None or >= n).
 
-    Implemented as "drop n - size rows, stratified", so single-row classes stay in the subset.
+    Implemented as "drop n - size rows, stratified", so single-row classes stay in the subset. The one
+    subset function: `data.train_subset` and the drivers' per-task and test subsets all draw with it.
     """
-    if size >= n:
+    if size is None or size >= n:
         return list(range(n)), None
     keep, _, note = _split(labels, n, n - size, seed)
     return keep, note
-
-
-def stratified_subset(labels: Sequence, n: Optional[int], seed: int) -> np.ndarray:
-    """Indices of a seeded subset of about n rows with the class proportions of `labels` (all when n is None).
-
-    The drivers' subsets (multitask/, continual/): about n rows, at least one per class, drawn per
-    class with numpy. `subset_indices` (the run's `data.train_subset`) draws exactly `size` rows with
-    sklearn instead; both are kept because each one's rows are what its recorded results used."""
-    labels = np.asarray(labels)
-    if n is None or n >= len(labels):
-        return np.arange(len(labels))
-    rng = np.random.default_rng(seed)
-    keep = []
-    for c in np.unique(labels):
-        idx = np.flatnonzero(labels == c)
-        k = max(1, int(round(n * len(idx) / len(labels))))
-        keep.extend(rng.choice(idx, size=min(k, len(idx)), replace=False))
-    return np.sort(np.array(keep))

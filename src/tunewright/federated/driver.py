@@ -91,11 +91,12 @@ def run_round(grid, strategy, rnd: int, arrays, opts, evaluate_global) -> tuple[
 def _global_evaluator(rt, names, subset: Optional[int]):
     """(ArrayRecord -> test metrics of the global model) on a stratified subset of the test split."""
     from ..evaluate import evaluate_dataset
-    from ..data.splits import stratified_subset
+    from ..data.splits import subset_indices
     from torch.utils.data import Subset
     b, t = rt.bundle, rt.cfg.train
-    rows = stratified_subset([int(x) for x in b.targets["test"]], subset, t.seed)
-    ds = Subset(b.test, rows.tolist())
+    labels = [int(x) for x in b.targets["test"]]
+    rows = subset_indices(len(labels), labels, subset, t.seed)[0]
+    ds = Subset(b.test, list(rows))
 
     def evaluate(arrays) -> dict:
         set_tensors(rt.model, rt.initial_kept)     # a local adapter at init adds nothing

@@ -12,7 +12,7 @@ import torch
 
 from ..assets.datasets import get_dataset
 from ..config.load import config_from_dict
-from ..data.splits import stratified_subset
+from ..data.splits import subset_indices
 from .load import load_model
 
 
@@ -54,6 +54,6 @@ def text_task(name: str, split: str, n, seed: int, model_name: str = "minilm", m
     names = sorted(set(frames["train"]["label"].astype(str)))
     frame = frames[split]
     labels = frame["label"].astype(str).tolist()
-    idx = stratified_subset(labels, n, seed)
+    idx = subset_indices(len(labels), labels, n, seed)[0]
     feats = text_features([str(frame["text"].iloc[i]) for i in idx], model_name, max_length, cache_dir=cache_dir)
     return feats, [labels[i] for i in idx], names

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.examples import Examples
-from ..data.splits import stratified_subset
+from ..data.splits import subset_indices
 from ..evaluate.predict import accuracy
 from ..models.frozen_text import text_task
 from ..training.fit_examples import fit_examples
@@ -104,14 +104,16 @@ def load_task_data(cfg, cache_dir=None):
                 frames = get_dataset(name).load()
                 names = sorted(set(frames["train"]["label"].astype(str)))
                 frame = frames[split]
-                idx = stratified_subset(frame["label"].astype(str).tolist(), n, cfg.train.seed + t)
+                labels = frame["label"].astype(str).tolist()
+                idx = subset_indices(len(labels), labels, n, cfg.train.seed + t)[0]
                 labels = [str(frame["label"].iloc[i]) for i in idx]
                 cols = tokenized(tok, [str(frame["text"].iloc[i]) for i in idx], cfg.data.max_length)
             y = torch.tensor([names.index(v) for v in labels])
             parts.append(Examples(**cols, labels=y, task=torch.full((len(y),), t)))
         if mt.task_train_sizes:
             labels = parts[0].columns["labels"].numpy()
-            parts[0] = parts[0].subset(stratified_subset(labels, int(mt.task_train_sizes[t]), cfg.train.seed + t))
+            parts[0] = parts[0].subset(subset_indices(len(labels), labels.tolist(), int(mt.task_train_sizes[t]),
+                                                      cfg.train.seed + t)[0])
         out.append((name, parts[0], parts[1], len(names)))
     return out
 
