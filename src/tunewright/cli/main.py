@@ -10,6 +10,7 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
 
 # Offline first: no hub lookups unless the user asks for them by unsetting these.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -48,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
     raise_on_sigterm()     # SIGTERM ends a run as Ctrl-C does: trackers say killed, checkpoints stay
+    # peft reads transformers 5's deprecated `is_gradient_checkpointing` wherever it wraps or loads an adapter:
+    # a warning for peft's maintainers, not for a user (the library filters it only around get_peft_model).
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     try:
         return int(args.func(args) or 0)
     except TunewrightError as e:
