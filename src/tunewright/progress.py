@@ -61,16 +61,17 @@ def resolve(mode: Optional[str] = None, stream=None) -> str:
 _live = None     # the rich bar on screen now (fit()'s, or a phase's): later phases add rows to it
 
 
-def live_bar(stream=None):
-    """A started rich Progress with the columns every bar here shows; rows are tasks with an `info` field."""
+def live_bar(stream=None, transient: bool = True):
+    """A started rich Progress with the columns every bar here shows; rows are tasks with an `info` field.
+    `transient`: the bar goes when it stops (a phase leaves its closing line instead); fit()'s bar stays,
+    ending with a newline, so a stopped run's last line is its last step."""
     global _live
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     # The count, rate and ETA are each row's `info` text (Phase.line, fit()'s Progress): rich's own
     # time-remaining column assumes every unit costs the same, which length-sorted batches do not.
-    # transient: the bar goes when it stops; each phase leaves a closing line, fit() its eval lines.
     bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
-                   TimeElapsedColumn(), transient=True, console=Console(file=stream or sys.stderr))
+                   TimeElapsedColumn(), transient=transient, console=Console(file=stream or sys.stderr))
     bar.start()
     _live = bar
     return bar

@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
             args.overrides = list(args.overrides or []) + extra
         else:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    raise_on_sigterm()     # SIGTERM ends a run as Ctrl-C does: trackers say killed, checkpoints stay
+    if not getattr(args, "handles_sigterm", False):   # `serve` drains its requests on SIGTERM (uvicorn)
+        raise_on_sigterm()     # SIGTERM ends a run as Ctrl-C does: trackers say killed, checkpoints stay
     # peft reads transformers 5's deprecated `is_gradient_checkpointing` wherever it wraps or loads an adapter:
     # a warning for peft's maintainers, not for a user (the library filters it only around get_peft_model).
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)

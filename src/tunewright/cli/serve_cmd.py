@@ -32,7 +32,7 @@ def add_parser(sub) -> None:
     p.add_argument("--max-body-bytes", type=int, default=1_000_000, help="Request body cap (more: 413).")
     p.add_argument("--threads", type=int, help="CPU threads for the model (default: the library's).")
     p.add_argument("--log-level", default="info")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, handles_sigterm=True)     # uvicorn drains the requests in flight on SIGTERM itself
 
 
 def run(args) -> int:

@@ -163,7 +163,7 @@ def compute_prefix(model: nn.Module, cut: Cut, dataset: Dataset, collate: Callab
         with contextlib.suppress(_Captured):
             model(batch)
         h = captured[0].float().cpu()
-        shown.advance(len(idx), work=progress.padded_work([idx], lengths) or 0.0)
+        shown.advance(len(idx), work=progress.padded_work([idx], row_lengths) or 0.0)
         if "attention_mask" in batch:             # (B, T, H): keep each example's real tokens (right padding)
             lengths = batch["attention_mask"].sum(1).tolist()
             return [h[i, :n].clone() for i, n in enumerate(lengths)]
@@ -175,8 +175,9 @@ def compute_prefix(model: nn.Module, cut: Cut, dataset: Dataset, collate: Callab
     order = _order(dataset)
     chunks = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
     handle = module.register_forward_pre_hook(hook, with_kwargs=True)
-    lengths = text_lengths(dataset)
-    shown = progress.phase(label, sum(map(len, share(chunks))), work_total=progress.padded_work(share(chunks), lengths))
+    row_lengths = text_lengths(dataset)        # (`encode` has its own `lengths`: each row's real tokens)
+    shown = progress.phase(label, sum(map(len, share(chunks))),
+                           work_total=progress.padded_work(share(chunks), row_lengths))
     try:
         # Several ranks under torchrun: each batch is encoded once in the whole world and gathered to all.
         for idx, states in zip(chunks, shared_map(encode, chunks)):

@@ -92,7 +92,7 @@ class Progress:
         self._t0, self._samples = time.perf_counter(), 0
         self._step0 = ctx.state.step
         if self.mode == "rich":
-            self._bar = progress.live_bar(self.stream)     # the stream whose TTY chose this mode
+            self._bar = progress.live_bar(self.stream, transient=False)     # the stream whose TTY chose this mode
             self._task = self._bar.add_task("train", total=ctx.state.total_steps, completed=ctx.state.step,
                                             info=f"{ctx.state.step}/{ctx.state.total_steps}")
 

@@ -43,13 +43,19 @@ def test_format1_fixture_loads_and_resumes_exactly(tmp_path):
     for k, v in model.state_dict().items():
         assert torch.equal(v, torch.tensor(expected[k])), k
     assert opt.param_groups[0]["lr"] == expected["lr"] and state["loop"]["step"] == 4
-    # Continue 3 steps from the old checkpoint; equal to 7 uninterrupted steps of today's code.
+    # Continue 3 steps from the old checkpoint; equal to 7 uninterrupted steps of today's code. Bit-equal
+    # only where this CPU computes the fixture's first 4 steps to the same bits (it was written on an Intel
+    # Xeon; an AVX2-only AMD EPYC rounds differently in the last bit): elsewhere, equal to float32 rounding.
     mk.train_steps(model, opt, sched, 3, seed=2)
     ref, ropt, rsched = mk.build()
     mk.train_steps(ref, ropt, rsched, 4)
+    same_bits = all(torch.equal(v, torch.tensor(expected[k])) for k, v in ref.state_dict().items())
     mk.train_steps(ref, ropt, rsched, 3, seed=2)
     for (k, a), b in zip(model.state_dict().items(), ref.state_dict().values()):
-        assert torch.equal(a, b), k
+        if same_bits:
+            assert torch.equal(a, b), k
+        else:
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=k)
 
 
 def test_an_unknown_format_is_refused_by_name(tmp_path):
