@@ -61,7 +61,7 @@ chromium:
 	  echo "note: chromium not installed (needs: apt-get install chromium); the report browser test will skip"; }
 
 test: venv fashion-mnist chromium
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=15 tests
 
 # The peer benchmark of the foundation; the other scripts in benchmarks/ are listed in its README.
 bench: venv
