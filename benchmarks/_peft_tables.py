@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from _peft_job import LM_METHODS, METHODS, THREADS
+from tunewright.machine import describe as describe_machine
 
 HERE = Path(__file__).resolve().parent
 RESULTS = Path(os.environ.get("TW_BENCH_RESULTS", HERE / "results" / "peft"))
@@ -132,7 +133,7 @@ def render(args) -> None:
         before = next((r["perplexity_before"] for r in rows if r.get("perplexity_before")), None)
         lines = [f"`{CMD} --only lm --lm-rows {rows[0]['train_lines']}`", "",
                  f"SmolLM2-135M-Instruct on Friends transcripts: {rows[0]['train_lines']} train lines, 1 epoch, "
-                 f"perplexity on {rows[0]['test_lines']} held-out lines; CPU, {THREADS} threads, measured "
+                 f"perplexity on {rows[0]['test_lines']} held-out lines; {describe_machine()}, {THREADS} threads, measured "
                  f"{rows[0]['date']}.", "",
                  "| method | perplexity before | perplexity after | trainable params | share % | train s | "
                  "peak RSS MB |", "|---|---|---|---|---|---|---|"]

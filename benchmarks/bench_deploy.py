@@ -183,11 +183,8 @@ def main() -> None:
 
 
 def cpu_model() -> str:
-    try:
-        return next(line.split(":", 1)[1].strip() for line in subprocess.run(["lscpu"], capture_output=True,
-                    text=True).stdout.splitlines() if line.startswith("Model name"))
-    except (StopIteration, OSError):
-        return platform.processor()
+    from tunewright.machine import describe
+    return describe()
 
 
 def uptime() -> str:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ import time
 from pathlib import Path
 
 import torch
+from tunewright.machine import describe as describe_machine
 
 REPO = Path(__file__).resolve().parents[1]
 GLOBAL_BATCH = 32
@@ -93,7 +93,7 @@ def main(argv=None) -> int:
     rss = [max(p["2x1"]["peak_rss_mb_per_process"]) / p["1x2"]["peak_rss_mb_per_process"][0] for p in results]
     trainable = results[0]["2x1"]["trainable_params"]
     ratio = sorted(ratios)[len(ratios) // 2]
-    report = {"date": time.strftime("%Y-%m-%d"), "cpu": platform.processor() or platform.machine(),
+    report = {"date": time.strftime("%Y-%m-%d"), "cpu": describe_machine(),
               "cores": os.cpu_count(), "torch": torch.__version__, "steps": a.steps, "warmup": a.warmup,
               "rows": a.rows, "global_batch": GLOBAL_BATCH, "rounds": results, "throughput_ratio_2x1_vs_1x2": ratio,
               "per_round_ratios": ratios, "peak_rss_ratio_per_process": rss,

@@ -91,8 +91,8 @@ def main() -> None:
 def write(args, results, central, total_seconds) -> None:
     import datetime
     import sys
-    cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    model = next((line.split(":", 1)[1].strip() for line in cpu.splitlines() if line.startswith("Model name")), "?")
+    from tunewright.machine import describe
+    model = describe()
     uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     import torch
     command = "HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 .venv/bin/python " + " ".join(

@@ -50,6 +50,7 @@ from _peft_latency import job_latency  # noqa: E402
 from _peft_methods import job_lm, job_method  # noqa: E402
 from _peft_tables import RESULTS, render, result_file  # noqa: E402
 from _peft_throughput import job_throughput  # noqa: E402
+from tunewright.machine import describe as describe_machine
 
 # ---- jobs (each runs in a child process) ------------------------------------------------------
 
@@ -138,7 +139,7 @@ def main() -> int:
         from tunewright.huge_pages import active
         out["huge_pages"] = active()           # this child's torch allocator, checked after the job
         out.update(job=args.job, full=args.full, train_rows_arg=args.train_rows, settings=SETTINGS, date=time.strftime("%Y-%m-%d %H:%M"), threads=THREADS,
-                   device=torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU, {THREADS} threads")
+                   device=torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"{describe_machine()}, {THREADS} threads")
         result_path(args.job, args.full).write_text(json.dumps(out, indent=2))
         return 0
     if not args.render:

@@ -30,11 +30,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
+from tunewright.machine import describe as describe_machine
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -185,7 +185,7 @@ def main() -> None:
 
     out_dir = Path(args.out_dir)
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() and not args.fresh else {}
-    results["meta"] = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+    results["meta"] = {"date": time.strftime("%Y-%m-%d"), "machine": describe_machine(),
                        "torch": torch.__version__, "threads": 2}
     for task in [t for t in args.tasks.split(",") if t]:
         print(f"{task}: {TASKS[task]['title']}", flush=True)

@@ -97,9 +97,8 @@ def compare(results: dict[str, dict]) -> dict:
 def environment() -> dict:
     import torch
     import transformers
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    return {"date": _dt.date.today().isoformat(), "cpu": cpu, "cpu_cores": os.cpu_count(),
+    from tunewright.machine import describe
+    return {"date": _dt.date.today().isoformat(), "cpu": describe(), "cpu_cores": os.cpu_count(),
             "torch": torch.__version__, "transformers": transformers.__version__,
             "python": platform.python_version()}
 

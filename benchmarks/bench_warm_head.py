@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -38,10 +37,8 @@ BASE = ["strategy=full", "method=lora", "train.progress=plain", "train.log_every
 
 
 def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
+    from tunewright.machine import describe
+    return describe()
 
 
 def load() -> str:
