@@ -110,13 +110,12 @@ def frozen_prefix(model: nn.Module) -> Union[str, Cut]:
 
 # ---- computing the cache ---------------------------------------------------------------------
 
-def _order(dataset: Dataset) -> list[int]:
-    """Example indices sorted by token length for text, so each batch pads little (the cache then costs
-    about one bucketed epoch of forward passes); dataset order otherwise."""
-    lengths = text_lengths(dataset)
+def _order(n: int, lengths: Optional[list[int]]) -> list[int]:
+    """Example indices sorted by token length for text (`text_lengths`), so each batch pads little (the cache
+    then costs about one bucketed epoch of forward passes); dataset order otherwise."""
     if lengths is None:
-        return list(range(len(dataset)))
-    return sorted(range(len(dataset)), key=lambda i: lengths[i])
+        return list(range(n))
+    return sorted(range(n), key=lambda i: lengths[i])
 
 
 @torch.no_grad()
@@ -127,9 +126,9 @@ def compute_features(model: nn.Module, dataset: Dataset, collate: Callable, batc
     model.eval()
     out: list = [None] * len(dataset)
     labels: list = [None] * len(dataset)
-    order = _order(dataset)
-    chunks = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
     lengths = text_lengths(dataset)
+    order = _order(len(dataset), lengths)
+    chunks = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
     with progress.phase(label, sum(map(len, share(chunks))), work_total=progress.padded_work(share(chunks), lengths)) \
             as shown:
         def encode(idx: list[int]) -> torch.Tensor:
@@ -172,10 +171,10 @@ def compute_prefix(model: nn.Module, cut: Cut, dataset: Dataset, collate: Callab
     was_training = model.training
     model.eval()
     out: list = [None] * len(dataset)
-    order = _order(dataset)
+    row_lengths = text_lengths(dataset)        # (`encode` has its own `lengths`: each row's real tokens)
+    order = _order(len(dataset), row_lengths)
     chunks = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
     handle = module.register_forward_pre_hook(hook, with_kwargs=True)
-    row_lengths = text_lengths(dataset)        # (`encode` has its own `lengths`: each row's real tokens)
     shown = progress.phase(label, sum(map(len, share(chunks))),
                            work_total=progress.padded_work(share(chunks), row_lengths))
     try:

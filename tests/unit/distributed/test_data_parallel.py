@@ -3,12 +3,10 @@ averaged gradient the global batch's, no_sync keeps gradients local off the boun
 forward never uses needs no find_unused_parameters, and a requires_grad flipped after wrapping (gradual
 unfreezing) is all-reduced because the model is wrapped again."""
 import os
-import socket
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch import nn
 
 
@@ -88,14 +86,8 @@ def worker(rank, port, out):
 
 
 @pytest.fixture(scope="module")
-def results():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with mp.Manager() as manager:
-        out = manager.dict()
-        mp.spawn(worker, args=(port, out), nprocs=2, join=True)
-        return dict(out)
+def results(two_ranks):
+    return two_ranks(worker)
 
 
 def test_off_the_boundary_gradients_stay_local(results):

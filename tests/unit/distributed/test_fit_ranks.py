@@ -2,13 +2,11 @@
 short and splits 7/6): each rank trains on its own slice of every global batch, the slices make up the
 one-process batch, and the weights after training equal one process's at the same global batch."""
 import os
-import socket
 
 import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from tunewright.config import Config
 from tunewright.optim import build_optimizer, build_scheduler, param_groups
@@ -76,14 +74,8 @@ def worker(rank, port, out):
 
 
 @pytest.fixture(scope="module")
-def results():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with mp.Manager() as manager:
-        out = manager.dict()
-        mp.spawn(worker, args=(port, out), nprocs=2, join=True)
-        return dict(out), train()
+def results(two_ranks):
+    return two_ranks(worker), train()
 
 
 def test_each_rank_trains_on_its_own_slice_and_together_they_see_the_one_process_batches(results):
