@@ -19,6 +19,9 @@ variant runs `tunewright train` in its own process group (the 2-process one thro
   float64 per micro-batch for the loss weights and one int32 for the skip decision (and a float64 on
   log steps). That is the payload; a ring all-reduce moves 2 (W-1)/W times it over each link.
 Goal: 2 x 1 reaches at least 0.85x the samples/s of 1 x 2.
+
+`--fsdp` adds a third variant per round, 2 x 1 under `distributed.strategy=fsdp` (FSDP2: the frozen base,
+the adapter and the head sharded over the 2 ranks), with its own ratio against 1 x 2.
 """
 from __future__ import annotations
 
@@ -45,10 +48,10 @@ def job(rows: int, steps: int) -> list[str]:
             "checkpoint.every_steps=100000", "train.epochs=1"]
 
 
-def run_variant(name: str, nproc: int, rows: int, steps: int, warmup: int, out: Path) -> dict:
+def run_variant(name: str, nproc: int, rows: int, steps: int, warmup: int, out: Path, extra=()) -> dict:
     per_rank = GLOBAL_BATCH // nproc
     args = [sys.executable, "-m", "tunewright", "train", str(REPO / "configs" / "tiny.yaml"), f"output_dir={out}",
-            f"run_name={name}", *job(rows, steps), f"train.batch_size={per_rank}"]
+            f"run_name={name}", *job(rows, steps), f"train.batch_size={per_rank}", *extra]
     args += ["--nproc-per-node", str(nproc)] if nproc > 1 else ["train.num_threads=2"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     env.pop("OMP_NUM_THREADS", None)
@@ -81,13 +84,17 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--rows", type=int, default=480, help="training rows (a stratified subset of R8 train)")
     ap.add_argument("--rounds", type=int, default=1, help="rounds; the order of the two variants flips each round")
+    ap.add_argument("--fsdp", action="store_true", help="add 2 x 1 under distributed.strategy=fsdp to every round")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "distributed_bench.json"))
     a = ap.parse_args(argv)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(a.rounds):
-            order = [("1x2", 1), ("2x1", 2)] if r % 2 == 0 else [("2x1", 2), ("1x2", 1)]
-            pair = {name: run_variant(f"{name}_r{r}", n, a.rows, a.steps, a.warmup, Path(tmp)) for name, n in order}
+            order = [("1x2", 1, ()), ("2x1", 2, ())] + ([("2x1-fsdp", 2, ("distributed.strategy=fsdp",))]
+                                                        if a.fsdp else [])
+            order = order if r % 2 == 0 else order[::-1]      # each variant runs first in some round
+            pair = {name: run_variant(f"{name}_r{r}", n, a.rows, a.steps, a.warmup, Path(tmp), extra)
+                    for name, n, extra in order}
             results.append(pair)
     ratios = [p["2x1"]["samples_per_s"] / p["1x2"]["samples_per_s"] for p in results]
     rss = [max(p["2x1"]["peak_rss_mb_per_process"]) / p["1x2"]["peak_rss_mb_per_process"][0] for p in results]
@@ -99,18 +106,28 @@ def main(argv=None) -> int:
               "per_round_ratios": ratios, "peak_rss_ratio_per_process": rss,
               "allreduce_bytes_per_step": allreduce_bytes_per_step(trainable), "goal": 0.85,
               "met": ratio >= 0.85}
+    if a.fsdp:
+        f_ratios = [p["2x1-fsdp"]["samples_per_s"] / p["1x2"]["samples_per_s"] for p in results]
+        report["fsdp_throughput_ratio_vs_1x2"] = sorted(f_ratios)[len(f_ratios) // 2]
+        report["fsdp_per_round_ratios"] = f_ratios
+        report["fsdp_peak_rss_ratio_per_process"] = [max(p["2x1-fsdp"]["peak_rss_mb_per_process"]) /
+                                                     p["1x2"]["peak_rss_mb_per_process"][0] for p in results]
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(report, indent=1))
     print("| variant | processes x threads | samples/s | peak RSS per process (MB) | load start -> end |")
     print("|---|---|---:|---:|---|")
     for p in results:
-        for name in ("1x2", "2x1"):
+        for name in [n for n in ("1x2", "2x1", "2x1-fsdp") if n in p]:
             v = p[name]
             print(f"| {v['variant']} | {v['processes']} x {v['threads_per_process']} | {v['samples_per_s']:.2f} | "
                   f"{', '.join(f'{x:.0f}' for x in v['peak_rss_mb_per_process'])} | {v['load_start']} -> {v['load_end']} |")
     print(f"\n2x1 / 1x2 samples/s: {ratio:.2f}x (per round {', '.join(f'{x:.2f}' for x in ratios)}; goal >= 0.85x): "
           f"{'met' if ratio >= 0.85 else 'NOT met'}")
     print(f"peak RSS per process, 2x1 / 1x2: {', '.join(f'{x:.2f}x' for x in rss)}")
+    if a.fsdp:
+        print(f"2x1-fsdp / 1x2 samples/s: {report['fsdp_throughput_ratio_vs_1x2']:.2f}x (per round "
+              f"{', '.join(f'{x:.2f}' for x in report['fsdp_per_round_ratios'])}); peak RSS per process "
+              f"{', '.join(f'{x:.2f}x' for x in report['fsdp_peak_rss_ratio_per_process'])}")
     print(f"all-reduce payload per step: {report['allreduce_bytes_per_step']:,} bytes "
           f"({trainable:,} trainable fp32 gradients + 3 scalars)")
     return 0

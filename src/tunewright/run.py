@@ -279,7 +279,8 @@ def train(config, overrides: list[str] | None = None, *, resume: bool = False, o
 def _train(cfg: Config, world, *, resume: bool, overwrite: bool, force: bool, keep_model: bool,
            callbacks: list | None) -> RunResult:
     from .data.augment import batch_augmentations
-    from .distributed.collective import broadcast_module, on_rank0, shared_map
+    from .distributed.choose import parallel_for
+    from .distributed.collective import on_rank0, shared_map
     from .distributed.evaluate import evaluate_sharded
     from .models import save_run_model
     from .peft import checkpoint_state, restore_saved, save_options
@@ -331,11 +332,16 @@ def _train(cfg: Config, world, *, resume: bool, overwrite: bool, force: bool, ke
     loss_fn, sample_weights = loss_and_sampling(cfg, bundle)
     eval_bs = eval_batch_size(cfg.train)
 
+    # fit()'s `parallel` (None: one process; DDP; FSDP), and the calls that write, restore and evaluate the
+    # model, which under FSDP gather whole tensors first (distributed/choose.py)
+    parallel, sharding = parallel_for(world, cfg, data, model, loss_fn, loss_class_weights(cfg, bundle), device)
+
     def evaluate_split(split: str) -> dict:
         m, ds, collate = data.evals[split]     # the TaskModel, or a head over cached features
         # Several ranks: each runs every W-th evaluation batch; the metrics are those of all rows.
-        return evaluate_sharded(m, ds, collate, cfg.task, bundle.num_labels, eval_bs, precision,
-                                label=f"evaluate {split}")
+        with sharding.evaluating(m):
+            return evaluate_sharded(m, ds, collate, cfg.task, bundle.num_labels, eval_bs, precision,
+                                    label=f"evaluate {split}")
 
     recal = max((p.bn_recalibrate_batches for p in plans), default=0)
 
@@ -347,13 +353,19 @@ def _train(cfg: Config, world, *, resume: bool, overwrite: bool, force: bool, ke
 
     # Always the whole TaskModel, also when fit() trains a head over a feature cache.
     # PEFT runs: only the adapter and the head (tunewright.peft.save_options).
+    def write_model(m) -> None:
+        save_run_model(m, run_dir / "model", to_dict(cfg), bundle.label_names, asm.preprocessor,
+                       **save_options(m, cfg))
+
     def save_best(_trained=None) -> None:
-        save_run_model(model, run_dir / "model", to_dict(cfg), bundle.label_names, asm.preprocessor,
-                       **save_options(model, cfg))
+        with sharding.gathered(model) as (whole, _):   # FSDP: every rank gathers, rank 0 writes
+            if whole is not None:
+                write_model(whole)
 
     trackers, logging = logging_callbacks(cfg, run_dir, resume_step) if main else ([], [])
     cbs = CallbackList()
-    cbs.callbacks += [*logging, *([BestModelSaver(save_best)] if main else [])]
+    writes = main or sharding.shards   # under FSDP every rank takes part in the gathers before a write
+    cbs.callbacks += [*logging, *([BestModelSaver(save_best)] if writes else [])]
     if cfg.train.early_stopping_patience:
         cbs.callbacks.append(EarlyStopping(cfg.train.early_stopping_patience))
     for p in plans:
@@ -365,9 +377,10 @@ def _train(cfg: Config, world, *, resume: bool, overwrite: bool, force: bool, ke
     cbs.callbacks += list(callbacks or [])
     if main:
         cbs.callbacks += spike_callbacks(cfg.train, ckpt_dir, trackers)   # train.spike_factor; none by default
+    if writes:
         cbs.callbacks.append(Checkpointer(ckpt_dir, cfg.checkpoint.every_steps, cfg.checkpoint.keep_last, cbs,
                                           model_state=checkpoint_state(model, cfg),  # PEFT: no frozen base
-                                          record=record))
+                                          record=record, gather=sharding.gathered))
 
     if resume_from is not None:
         trainer_state = load_checkpoint(resume_from, model=data.model, optimizer=optimizer, scheduler=scheduler)
@@ -376,16 +389,16 @@ def _train(cfg: Config, world, *, resume: bool, overwrite: bool, force: bool, ke
         if main:
             print(f"resumed from {resume_from} (step {state.step}, epoch {state.epoch}, batch {state.batch_in_epoch})")
 
-    parallel = data_parallel(world, cfg, data, loss_fn, loss_class_weights(cfg, bundle), device)
+    if sharding.shards:
+        sharding.shard(model, optimizer)       # after the resume load: checkpoints hold whole tensors
 
     def final_summary(state) -> dict:
         """The best weights' metrics on val and test, and the run's figures (summary.json)."""
         # Final numbers come from the best weights, the ones `model/` holds; rank 0 reads them and hands them on.
-        def restore_best() -> None:
-            if not restore_saved(model, run_dir / "model"):  # the full state dict, or the adapter + head
-                save_best(model)  # no evaluation improved (e.g. NaN metric): keep and save the last weights
-        on_rank0(restore_best)
-        broadcast_module(model)
+        def restore_best(m) -> None:
+            if not restore_saved(m, run_dir / "model"):  # the full state dict, or the adapter + head
+                write_model(m)  # no evaluation improved (e.g. NaN metric): keep and save the last weights
+        sharding.restore(model, restore_best)    # rank 0 reads, every rank gets the weights
         summary = {
             "val": evaluate_split("val"),
             "test": evaluate_split("test"),
@@ -427,20 +440,6 @@ def _train(cfg: Config, world, *, resume: bool, overwrite: bool, force: bool, ke
             finish_logging(trackers, run_dir, status=exit_status(e), callbacks=logging)
         raise
     return RunResult(run_dir, cfg, summary, model if keep_model else None)
-
-
-def data_parallel(world, cfg: Config, data, loss_fn, class_weights, device):
-    """`fit()`'s `parallel` for `world` (None in one process): DDP over the model fit() trains,
-    loss units for exact gradient means, and a probe batch that finds parameters the forward never uses."""
-    if world.world == 1:
-        return None
-    from .data.collate import to_device
-    from .distributed.parallel import DataParallel
-    from .training.losses import loss_units
-
-    sample = to_device(data.collate([data.train[i] for i in range(min(2, len(data.train)))]), device)
-    return DataParallel(world, loss_units(cfg.task, class_weights), device,
-                        probe=lambda m: loss_fn(m(sample), sample))
 
 
 def run_config(run_dir) -> tuple[Config, dict]:

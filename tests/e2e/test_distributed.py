@@ -1,6 +1,7 @@
 """Several processes on CPU with gloo, on the tiny BERT (configs/tiny.yaml): 2 processes against 1 with the
 same global batch, LoRA, gradual unfreezing across a stage change, grad_accum=2, a SIGKILLed rank under
---max-restarts, two nodes on loopback, rank-0-only writes, sharded evaluation, resume checks.
+--max-restarts, two nodes on loopback, rank-0-only writes, sharded evaluation, resume checks; FSDP2 against 1 process
+(full, LoRA, gradual unfreezing) and its exact resume.
 
 Dropout is off: each rank draws its own masks, so with dropout on the runs are equal in distribution
 only. fp32: auto precision is bf16 on an AMX CPU. 60 training rows, global micro-batch 16: 4 steps/epoch.
@@ -8,6 +9,7 @@ Slow on 2 shared cores (about 10 launches of 2 processes); run this file alone.
 """
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -208,3 +210,38 @@ def test_two_nodes_on_loopback_equal_the_single_node_run(out, two):
     _, w_two = final_weights(two)
     _, w_nodes = final_weights(out / "nodes")
     assert all(w_two[k].equal(w_nodes[k]) for k in w_two)
+
+
+# ---- FSDP2 (distributed.strategy: fsdp): sharded parameters, gradients and optimizer state ----------------
+
+FSDP = ["distributed.strategy=fsdp", "train.batch_size=8", "--nproc-per-node", "2"]
+
+
+def fsdp_train(out, name, *extra, flags=()):
+    p = tw("train", TINY, f"output_dir={out}", f"run_name={name}", *COMMON, *extra, *FSDP, *flags)
+    # it really sharded: the BERT blocks each on their own, and rank 0 holds about half of the values
+    m = re.search(r"fsdp: 3 blocks \(BertEmbeddings, BertLayer\) and the root sharded over 2 ranks; rank 0 holds [\d,]+ of "
+                  r"[\d,]+ parameter values \((\d+)%\)", p.stderr)
+    assert m and 40 <= int(m.group(1)) <= 60, p.stderr[-3000:]
+    return Path(out) / name
+
+
+def test_fsdp_two_processes_equal_one_and_resume_bit_identical(out, one, tmp_path):
+    import shutil
+    from tunewright.run import evaluate_run
+    fs = fsdp_train(out, "fsdp2")
+    assert_same_run(one, fs)
+    s = json.loads((fs / "summary.json").read_text())
+    assert s["test"] == evaluate_run(fs, split="test")     # sharded evaluation: one process's metrics
+    cut = tmp_path / "cut"                                  # stopped after step 4, resumed under FSDP
+    shutil.copytree(fs, cut, ignore=shutil.ignore_patterns("step-00000[6-9]", "step-000010"))
+    fsdp_train(tmp_path, "cut", flags=["--resume"])
+    (_, w_fs), (_, w_cut) = final_weights(fs), final_weights(cut)
+    assert all(w_fs[k].equal(w_cut[k]) for k in w_fs)
+
+
+def test_fsdp_lora_and_gradual_unfreezing_equal_one(out):
+    lora = ["method=lora", "lora.lr=0.01"]
+    assert_same_run(train(out, "fsdp_lora1", *lora, "train.batch_size=16"), fsdp_train(out, "fsdp_lora2", *lora))
+    unfreeze = ["strategy=gradual_unfreezing"]             # two stage changes in 10 steps, after sharding
+    assert_same_run(train(out, "fsdp_gu1", *unfreeze, "train.batch_size=16"), fsdp_train(out, "fsdp_gu2", *unfreeze))

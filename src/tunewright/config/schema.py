@@ -176,8 +176,9 @@ class DistributedConfig:
     backend: str = opt("auto", "torch.distributed backend: auto (nccl on CUDA, gloo otherwise), gloo or nccl.",
                        ("auto", "gloo", "nccl"))
     strategy: str = opt("ddp", "ddp: every rank holds the whole model, gradients are averaged "
-                        "(DistributedDataParallel). fsdp (FSDP2, fully_shard: parameters sharded across ranks) is "
-                        "refused with an error for now: docs/scale.md, 'FSDP'.", ("ddp", "fsdp"))
+                        "(DistributedDataParallel). fsdp: FSDP2 (fully_shard), each rank holds 1/N of every parameter, "
+                        "gradient and optimizer state; for models that do not fit one device (docs/scale.md, 'FSDP').",
+                        ("ddp", "fsdp"))
     timeout_minutes: float = opt(30.0, "How long a rank waits at a collective (a barrier while rank 0 writes, "
                                  "a gradient all-reduce) before it gives up with an error.")
 

@@ -94,23 +94,12 @@ def backend_for(name: str, device: torch.device) -> str:
     return name
 
 
-def refuse_fsdp(cfg) -> None:
-    """`distributed.strategy: fsdp` stops here, before any model loads. Checked, not guessed: FSDP2
-    (`fully_shard`) trains on CPU with gloo in torch 2.13; what is missing is tunewright's side (see the error)."""
-    if cfg.distributed.strategy == "fsdp":
-        raise ConfigError("distributed.strategy: 'fsdp' is not supported by this tunewright yet. FSDP2 (fully_shard) "
-                          "itself trains on CPU with gloo in torch 2.13, but fully_shard turns every parameter into a "
-                          "sharded DTensor, and tunewright's checkpoints, best-model saves and exact resume read whole "
-                          "tensors. Use distributed.strategy: ddp (the default); docs/scale.md, 'FSDP'.")
-
-
 def start(cfg, device_name: str = "auto") -> World:
     """Join the process group torchrun set up (once per process), pin the worker's device and threads, and
     return its World. One process on its own: nothing is done and `World()` comes back."""
     import torch.distributed as dist
     from ..training.precision import resolve_device
 
-    refuse_fsdp(cfg)
     w = from_env()
     if not w.launched:
         return w

@@ -126,3 +126,6 @@ class DataParallel:
         t = torch.as_tensor(flag).to(self._comm_device(), torch.int32).reshape(1)
         dist.all_reduce(t, op=dist.ReduceOp.MIN)
         return bool(t.item())
+
+    def clip_grad_norm(self, params: list, max_norm: float) -> torch.Tensor:
+        return torch.nn.utils.clip_grad_norm_(params, max_norm)   # every rank holds the whole averaged gradients

@@ -6,6 +6,7 @@ handing freed heap memory back to the OS.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -214,13 +215,18 @@ class Checkpointer:
 
     ``model_state(model) -> dict`` replaces the full state dict when only part of the model changes
     (a PEFT run: its trainable tensors and buffers; the frozen base is rebuilt identically on resume).
+    ``gather(model, optimizer)``: a context giving the (model, optimizer) to write, or (None, None) on a
+    rank that does not write; a sharded run (distributed/fsdp.py) gathers whole tensors there, and then
+    every rank holds a Checkpointer.
     """
 
     def __init__(self, root: Path, every_steps: int | None, keep_last: int, callbacks: CallbackList,
-                 model_state: Callable[[Any], dict] | None = None, record: dict | None = None):
+                 model_state: Callable[[Any], dict] | None = None, record: dict | None = None,
+                 gather: Callable | None = None):
         self.root, self.every_steps, self.keep_last, self.callbacks = Path(root), every_steps, keep_last, callbacks
         self.model_state = model_state
         self.record = record             # what made the run, for refusing a resume with changed settings
+        self.gather = gather or _as_is
 
         self.last_saved_step: int | None = None
 
@@ -229,10 +235,12 @@ class Checkpointer:
             return
         from .checkpoint import save_checkpoint
         trainer_state = {"loop": ctx.state.to_dict(), "callbacks": self.callbacks.state_dict()}
-        save_checkpoint(self.root, ctx.state.step, model=ctx.model, optimizer=ctx.optimizer,
-                        scheduler=ctx.scheduler, trainer_state=trainer_state, keep_last=self.keep_last,
-                        model_state=self.model_state(ctx.model) if self.model_state else None,
-                        record=self.record)
+        with self.gather(ctx.model, ctx.optimizer) as (model, optimizer):
+            if model is not None:
+                save_checkpoint(self.root, ctx.state.step, model=model, optimizer=optimizer,
+                                scheduler=ctx.scheduler, trainer_state=trainer_state, keep_last=self.keep_last,
+                                model_state=self.model_state(model) if self.model_state else None,
+                                record=self.record)
         self.last_saved_step = ctx.state.step
 
     def on_step_end(self, ctx) -> None:
@@ -248,6 +256,11 @@ class Checkpointer:
 
     def on_rewind(self, ctx) -> None:
         self.last_saved_step = None  # the step saved last may come again, and its folder was deleted (rewind.py)
+
+
+@contextlib.contextmanager
+def _as_is(model, optimizer):
+    yield model, optimizer
 
 
 def is_finite(x: float) -> bool:

@@ -8,6 +8,8 @@ combine to it as sqrt(sum of squares) over the trainable parameters).
 """
 from __future__ import annotations
 
+import sys
+
 import torch
 
 
@@ -32,6 +34,12 @@ class GradNormLogger:
         self.groups = {g.name: [params[n] for n in g.param_names if n in params and params[n].requires_grad]
                        for g in groups}
         self.groups = {k: v for k, v in self.groups.items() if v}
+        if any(hasattr(p, "full_tensor") for ps in self.groups.values() for p in ps):
+            # FSDP: each rank holds a slice of every gradient and this logger runs on rank 0 alone, so a
+            # group's norm would need a collective the other ranks are not in. The global norm is logged.
+            print("note: grad_norm/<group> is not logged under distributed.strategy: fsdp (each rank holds a "
+                  "slice of every gradient); the global grad_norm is", file=sys.stderr, flush=True)
+            self.groups = {}
 
     def on_after_backward(self, ctx) -> None:
         if not ctx.state.log_step:                             # accumulating, or a step that does not log

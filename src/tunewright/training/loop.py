@@ -173,7 +173,7 @@ def fit(model: torch.nn.Module, train_set, collate: Callable, optimizer, schedul
             state.step_loss, step_loss, step_n = step_loss / step_n, 0.0, 0
             if scaler:
                 scaler.unscale_(optimizer)
-            norm = torch.nn.utils.clip_grad_norm_(params, t.max_grad_norm or float("inf"))
+            norm = par.clip_grad_norm(params, t.max_grad_norm or float("inf"))
             # The step's one host sync: skipping a non-finite step must be decided before optimizer.step(),
             # and by every rank alike.
             if not par.all_true(torch.isfinite(norm) & torch.isfinite(loss.detach())):

@@ -36,6 +36,9 @@ class Parallel(Protocol):
     def all_true(self, flag: torch.Tensor) -> bool:
         """Whether `flag` holds on every rank (the step-skip decision must be the same everywhere)."""
 
+    def clip_grad_norm(self, params: list, max_norm: float) -> torch.Tensor:
+        """Clip the gradients of `params` to a global L2 norm of `max_norm`; returns the norm before."""
+
 
 class Single:
     """One process: the model itself, weight 1, sums of one."""
@@ -56,3 +59,6 @@ class Single:
 
     def all_true(self, flag: torch.Tensor) -> bool:
         return bool(flag)
+
+    def clip_grad_norm(self, params: list, max_norm: float) -> torch.Tensor:
+        return torch.nn.utils.clip_grad_norm_(params, max_norm)

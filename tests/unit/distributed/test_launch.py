@@ -71,14 +71,6 @@ def test_train_parser_has_the_flags():
     assert (args.nproc_per_node, args.nnodes, args.rdzv_endpoint, args.max_restarts, args.force) == (2, 2, "h:1", 1, True)
 
 
-def test_fsdp_is_refused_with_the_reason():
-    from tunewright.config import load_config
-    from tunewright.distributed.env import start
-    cfg = load_config("configs/tiny.yaml", ["distributed.strategy=fsdp"])
-    with pytest.raises(ConfigError, match="fully_shard.*DTensor.*ddp"):
-        start(cfg)
-
-
 def test_restarts_get_a_fresh_rendezvous_store_per_attempt(monkeypatch):
     seen = {}
     monkeypatch.setattr("subprocess.run", lambda cmd, env: seen.update(env) or type("P", (), {"returncode": 0})())
