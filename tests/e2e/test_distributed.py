@@ -118,17 +118,27 @@ def test_sharded_evaluation_equals_one_process_evaluation(two):
     assert s["val"] == evaluate_run(two, split="val")
 
 
-def test_lora_two_processes_equal_one(out):
-    lora = ["method=lora", "lora.lr=0.01"]
-    assert_same_run(train(out, "lora1", *lora, "train.batch_size=16"),
-                    train(out, "lora2", *lora, "train.batch_size=8", nproc=2))
+LORA = ["method=lora", "lora.lr=0.01"]
+UNFREEZE = ["strategy=gradual_unfreezing"]                 # epochs 0, 1, 2: the head, then one more group each
 
 
-def test_gradual_unfreezing_across_stage_changes(out):
-    unfreeze = ["strategy=gradual_unfreezing"]             # epochs 0, 1, 2: the head, then one more group each
-    one = train(out, "gu1", *unfreeze, "train.batch_size=16")
-    two = train(out, "gu2", *unfreeze, "train.batch_size=8", nproc=2)
-    assert_same_run(one, two)
+@pytest.fixture(scope="module")
+def lora_one(out):
+    """1 process, LoRA, batch 16: the reference of the DDP and the FSDP LoRA runs."""
+    return train(out, "lora1", *LORA, "train.batch_size=16")
+
+
+@pytest.fixture(scope="module")
+def unfreeze_one(out):
+    return train(out, "gu1", *UNFREEZE, "train.batch_size=16")
+
+
+def test_lora_two_processes_equal_one(out, lora_one):
+    assert_same_run(lora_one, train(out, "lora2", *LORA, "train.batch_size=8", nproc=2))
+
+
+def test_gradual_unfreezing_across_stage_changes(out, unfreeze_one):
+    assert_same_run(unfreeze_one, train(out, "gu2", *UNFREEZE, "train.batch_size=8", nproc=2))
 
 
 def test_grad_accum_2(out):
@@ -240,8 +250,6 @@ def test_fsdp_two_processes_equal_one_and_resume_bit_identical(out, one, tmp_pat
     assert all(w_fs[k].equal(w_cut[k]) for k in w_fs)
 
 
-def test_fsdp_lora_and_gradual_unfreezing_equal_one(out):
-    lora = ["method=lora", "lora.lr=0.01"]
-    assert_same_run(train(out, "fsdp_lora1", *lora, "train.batch_size=16"), fsdp_train(out, "fsdp_lora2", *lora))
-    unfreeze = ["strategy=gradual_unfreezing"]             # two stage changes in 10 steps, after sharding
-    assert_same_run(train(out, "fsdp_gu1", *unfreeze, "train.batch_size=16"), fsdp_train(out, "fsdp_gu2", *unfreeze))
+def test_fsdp_lora_and_gradual_unfreezing_equal_one(out, lora_one, unfreeze_one):
+    assert_same_run(lora_one, fsdp_train(out, "fsdp_lora2", *LORA))
+    assert_same_run(unfreeze_one, fsdp_train(out, "fsdp_gu2", *UNFREEZE))   # two stage changes after sharding

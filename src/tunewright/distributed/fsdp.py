@@ -109,9 +109,9 @@ class ShardedParallel(DataParallel):
             model.set_requires_gradient_sync(True)
 
     def clip_grad_norm(self, params: list, max_norm: float) -> torch.Tensor:
-        """torch's clip on sharded gradients: the squares of each rank's slices, summed over ranks (one
-        all-reduce; torch's own DTensor path issues one reduction per group of gradients, and the groups
-        differ across ranks when a rank's slice of some parameter is empty)."""
+        """torch's clip on sharded gradients: the squares of each rank's slices summed in float64, then over
+        the ranks in one all-reduce, so every rank scales by the same global coefficient. (torch's own
+        clip_grad_norm_ on DTensors reduces inside its norm op; this keeps the step's collectives explicit.)"""
         grads = [p.grad.to_local() if hasattr(p.grad, "to_local") else p.grad for p in params if p.grad is not None]
         local = sum((g.detach().double().pow(2).sum() for g in grads), torch.zeros((), dtype=torch.float64))
         norm = self.all_sum(local).sqrt().float()
@@ -224,9 +224,9 @@ class WholeModel:
         self.rank = rank
 
     def clip_grad_norm(self, params: list, max_norm: float) -> torch.Tensor:
-        """torch's clip on sharded gradients: the squares of each rank's slices, summed over ranks (one
-        all-reduce; torch's own DTensor path issues one reduction per group of gradients, and the groups
-        differ across ranks when a rank's slice of some parameter is empty)."""
+        """torch's clip on sharded gradients: the squares of each rank's slices summed in float64, then over
+        the ranks in one all-reduce, so every rank scales by the same global coefficient. (torch's own
+        clip_grad_norm_ on DTensors reduces inside its norm op; this keeps the step's collectives explicit.)"""
         grads = [p.grad.to_local() if hasattr(p.grad, "to_local") else p.grad for p in params if p.grad is not None]
         local = sum((g.detach().double().pow(2).sum() for g in grads), torch.zeros((), dtype=torch.float64))
         norm = self.all_sum(local).sqrt().float()
