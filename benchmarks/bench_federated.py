@@ -100,8 +100,9 @@ def write(args, results, central, total_seconds) -> None:
     if args.central_only:
         command += "\n    (centralized row rerun alone: the same command with --central-only)"
     lines = [f"    {command}", "",
-             f"{datetime.date.today().isoformat()}; CPU: {model}, {os.cpu_count()} cores shared with other jobs "
-             f"(`uptime` at the end: {uptime.split('load average:')[-1].strip()}); torch {torch.__version__}, "
+             f"{datetime.date.today().isoformat()}; CPU: {model} "
+             f"(1/5/15-minute load at the end, this job included: {uptime.split('load average:')[-1].strip()}); "
+             f"torch {torch.__version__}, "
              f"Python {platform.python_version()}; whole table {total_seconds / 60:.1f} min.", "",
              f"Budget per federated run: {args.rounds} rounds x {args.clients_per_round} of 10 clients x "
              f"{args.local_steps} local steps = {central['steps']} optimizer steps, batch {args.batch_size}, "
