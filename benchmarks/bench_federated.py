@@ -1,7 +1,7 @@
 """Federated MiniLM + LoRA on Reuters-R8 over 10 clients: partitions x strategies, against centralized
 fine-tuning on the pooled data with the same total number of optimizer steps.
 
-    python benchmarks/bench_federated.py [--rounds 5] [--local-steps 4] [--out docs/federated_bench.md]
+    python benchmarks/bench_federated.py [--rounds 10] [--local-steps 4] [--out docs/federated_bench.md]
 
 Partitions IID, Dirichlet(0.5), Dirichlet(0.1) x FedAvg, FedProx, FedPer (personalized heads). Writes a
 markdown table (accuracy after each round, final accuracy, gap to centralized, clients' own global /
@@ -32,7 +32,7 @@ VARIANTS = [(f"{p} / {s}", po + so) for p, po in PARTITIONS for s, so in STRATEG
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", default="configs/federated_r8_lora.yaml")
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--local-steps", type=int, default=4)
     ap.add_argument("--clients-per-round", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=16)
