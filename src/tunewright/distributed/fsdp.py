@@ -223,18 +223,6 @@ class WholeModel:
     def __init__(self, rank: int = 0):
         self.rank = rank
 
-    def clip_grad_norm(self, params: list, max_norm: float) -> torch.Tensor:
-        """torch's clip on sharded gradients: the squares of each rank's slices summed in float64, then over
-        the ranks in one all-reduce, so every rank scales by the same global coefficient. (torch's own
-        clip_grad_norm_ on DTensors reduces inside its norm op; this keeps the step's collectives explicit.)"""
-        grads = [p.grad.to_local() if hasattr(p.grad, "to_local") else p.grad for p in params if p.grad is not None]
-        local = sum((g.detach().double().pow(2).sum() for g in grads), torch.zeros((), dtype=torch.float64))
-        norm = self.all_sum(local).sqrt().float()
-        coef = (max_norm / (norm + 1e-6)).clamp(max=1.0)   # torch's formula, also for a non-finite norm
-        for g in grads:
-            g.detach().mul_(coef.to(g.device, g.dtype))
-        return norm.to(self.device)
-
     @contextlib.contextmanager
     def gathered(self, model: nn.Module, optimizer: torch.optim.Optimizer | None = None):
         yield (model, optimizer) if self.rank == 0 else (None, None)
