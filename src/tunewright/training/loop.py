@@ -38,6 +38,10 @@ class TrainState:
     train_seconds: float = 0.0
     should_stop: bool = False
     stop_reason: str | None = None
+    # The losses since the last logged row, summed over ranks (saved, so that the first row after a
+    # resume between two log steps is the mean an uninterrupted run logs): sum of micro-batch losses, count.
+    window_loss: Any = 0.0
+    window_n: int = 0
     # Of the micro-batch being trained, set before its forward pass (not saved: recomputed each time).
     # Callbacks read these instead of re-deriving them, so none depends on another's order.
     accum_boundary: bool = False  # its backward completes the gradients: an optimizer step follows
@@ -54,7 +58,9 @@ class TrainState:
         return self.epoch + self.batch_in_epoch / max(self.batches_per_epoch, 1)
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k not in self.TRANSIENT}
+        d = {k: v for k, v in asdict(self).items() if k not in self.TRANSIENT}
+        d["window_loss"] = float(d["window_loss"])        # a 0-d tensor on the device while training
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainState":
@@ -130,7 +136,6 @@ def fit(model: torch.nn.Module, train_set, collate: Callable, optimizer, schedul
         cbs.fire("on_evaluate", ctx, metrics=metrics)
 
     t_start = time.perf_counter() - state.train_seconds
-    window_loss, window_n = 0.0, 0
     step_loss, step_n = 0.0, 0
     cbs.fire("on_fit_start", ctx)
     model.train()
@@ -165,11 +170,12 @@ def fit(model: torch.nn.Module, train_set, collate: Callable, optimizer, schedul
             # This rank's share of the global batch's mean loss; kept on the device: a float() here would
             # wait for the GPU on every micro-batch.
             share = loss.detach().float() * weight / par.world
-            window_loss, window_n = window_loss + share, window_n + 1
             step_loss, step_n = step_loss + share, step_n + 1
 
             if not state.accum_boundary:
                 continue
+            state.window_loss = state.window_loss + par.all_sum(step_loss)   # every rank: the global sum
+            state.window_n += step_n
             state.step_loss, step_loss, step_n = step_loss / step_n, 0.0, 0
             if scaler:
                 scaler.unscale_(optimizer)
@@ -189,7 +195,7 @@ def fit(model: torch.nn.Module, train_set, collate: Callable, optimizer, schedul
                     raise TrainingError(f"{state.nonfinite_in_row} non-finite steps in a row (last loss {loss_value}, "
                                         f"grad norm {grad_norm}) at step {state.step}; stopping. Lower train.lr, "
                                         f"check the data, or use train.precision=fp32.")
-                window_loss, window_n = 0.0, 0
+                state.window_loss, state.window_n = 0.0, 0
                 continue
             state.nonfinite_in_row = 0
             cbs.fire("on_before_optimizer_step", ctx)
@@ -200,7 +206,7 @@ def fit(model: torch.nn.Module, train_set, collate: Callable, optimizer, schedul
                     scaler.update()
                 rewind(ctx)                            # weights, optimizer, scheduler, callbacks, RNG, position
                 cbs.fire("on_rewind", ctx)             # e.g. the loss-spike rollback lowers the LR here
-                window_loss, window_n, rewound = 0.0, 0, True
+                state.window_loss, state.window_n, rewound = 0.0, 0, True
                 break
             if scaler:
                 scaler.step(optimizer)
@@ -217,13 +223,13 @@ def fit(model: torch.nn.Module, train_set, collate: Callable, optimizer, schedul
             if state.log_step:
                 lrs = {f"lr/{g.get('name', k)}": g["lr"] for k, g in enumerate(optimizer.param_groups)}
                 row = {"step": state.step, "epoch": round(state.epoch_float, 4), "split": "train",
-                       "loss": float(par.all_sum(window_loss)) / max(window_n, 1),
+                       "loss": float(state.window_loss) / max(state.window_n, 1),
                        "lr": optimizer.param_groups[0]["lr"],
                        "grad_norm": float(norm), "samples_per_s": state.samples_seen / max(state.train_seconds, 1e-9)}
                 if len(lrs) > 1:
                     row.update(lrs)
                 cbs.fire("on_log", ctx, row=row)
-                window_loss, window_n = 0.0, 0
+                state.window_loss, state.window_n = 0.0, 0
             if t.eval_every_steps and state.step % t.eval_every_steps == 0:
                 run_evaluation()
             cbs.fire("on_step_end", ctx)
