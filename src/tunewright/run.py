@@ -11,7 +11,6 @@ seconds, not after a 30 s model load. The run folder is:
 """
 from __future__ import annotations
 
-import json
 import resource
 import shutil
 import sys
@@ -199,7 +198,7 @@ def claim_run_dir(cfg: Config, resume: bool, overwrite: bool) -> Path:
     """The run folder. One with results or checkpoints is never replaced silently; one left by a run that
     failed before training (bad data, missing model) holds nothing to lose and is reused."""
     run_dir = Path(cfg.output_dir) / cfg.run_name
-    has_results = (run_dir / "summary.json").exists() or any((run_dir / "checkpoints").glob("step-*"))
+    has_results = (run_dir / "summary.json").exists() or any((run_dir / "checkpoints").rglob("step-*"))
     if has_results and not resume and not overwrite:
         raise TunewrightError(f"{run_dir} already exists. Use --resume to continue it, --overwrite to start "
                               f"over, or another run_name.")
@@ -284,7 +283,7 @@ def _train(cfg: Config, world, *, resume: bool, overwrite: bool, force: bool, ke
     from .distributed.evaluate import evaluate_sharded
     from .models import save_run_model
     from .peft import checkpoint_state, restore_saved, save_options
-    from .training.checkpoint import latest_valid, load_checkpoint, read_record
+    from .training.checkpoint import latest_valid, load_checkpoint, read_record, saved_step
     from .training.resume_check import check_resume, run_record
     from .training.spike import spike_callbacks
 
@@ -313,7 +312,7 @@ def _train(cfg: Config, world, *, resume: bool, overwrite: bool, force: bool, ke
             if not resume_from.is_dir():
                 raise TunewrightError(f"rank {world.rank} cannot see {resume_from}, which rank 0 resumes from: "
                                       f"on several nodes, output_dir must be on a shared filesystem")
-            resume_step = int(json.loads((resume_from / "state.json").read_text())["step"])
+            resume_step = saved_step(resume_from)
     asm = assemble(cfg, world.world)           # bad data or a missing model fail here, before any write
     model, bundle, plans, device = asm.model, asm.bundle, asm.plans, asm.device
     optimizer, scheduler = asm.optimizer, asm.scheduler

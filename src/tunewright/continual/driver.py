@@ -30,6 +30,7 @@ from ..evaluate.predict import accuracy
 from ..models.encoder_head import build_encoder
 from ..models.frozen_text import text_task
 from ..training.fit_examples import fit_examples
+from ..training.phased import PhaseCheckpoints
 from .core import average_accuracy, backward_transfer, forward_transfer
 from .methods import check_continual, freeze_for_task, method_class  # noqa: F401  (freeze_for_task: tests and callers import it here)
 
@@ -116,11 +117,13 @@ def load_tasks(cfg, cache_dir=None):
     return tasks, task_classes, offset
 
 
-def run_sequence(cfg, method=None, loaded=None, log=None) -> dict:
+def run_sequence(cfg, method=None, loaded=None, log=None, phases: Optional[PhaseCheckpoints] = None) -> dict:
     """Fine-tune the tasks in order with `method` (a name of `methods.METHODS`, default `continual.method`,
     or a method object); R[i][j] = accuracy on task j after task i. The method's hooks run around each
     task's `fit()` and it is one of that fit's callbacks (methods.py's docstring).
-    `log` (tracking.phases.PhasedLog): training rows per task, and each row of R, to metrics.jsonl."""
+    `log` (tracking.phases.PhasedLog): training rows per task, and each row of R, to metrics.jsonl.
+    `phases` (training/phased.py): checkpoints inside each task and after it (the model, the method's
+    state, R so far); a resumed sequence continues exactly where the newest valid one left off."""
     c = cfg.continual
     torch.manual_seed(cfg.train.seed)
     tasks, task_classes, num_classes = loaded or load_tasks(cfg)
@@ -136,23 +139,34 @@ def run_sequence(cfg, method=None, loaded=None, log=None) -> dict:
                            cfg.adapter.activation, cfg.adapter.target_modules)
     model.class_incremental = c.scenario == "class" and not method.needs_task_id
     baseline = [accuracy(model, test) for _, test in tasks]          # b_j: the initial model, for FWT
-    R = []
+    saved = phases.restore(model) if phases is not None else {}     # tasks already done: weights, R, state
+    R, elapsed, steps = saved.get("R", []), saved.get("seconds", 0.0), phases.offset() if phases else 0
+    if saved and hasattr(method, "load_state_dict"):
+        method.load_state_dict(saved["method"])
+    if log is not None:
+        log.offset = steps
     t0 = time.perf_counter()
-    for t, (train, _) in enumerate(tasks):
+    for t in range(len(R), len(tasks)):
+        train = tasks[t][0]
         _hook(method, "on_task_start", model, t)
         model.seen = t + 1
         phase = f"{method.name} task {t}"
-        fit_examples(model, train, cfg, callbacks=[method, *(log.callbacks(phase) if log else [])],
-                     seed=cfg.train.seed + t)
+        state = fit_examples(model, train, cfg, callbacks=[method, *(log.callbacks(phase) if log else [])],
+                             seed=cfg.train.seed + t, checkpoints=phases.phase_dir(t) if phases else None,
+                             resume_from=phases.resume_from(t) if phases else None)
         _hook(method, "on_task_end", model, train, t)
         R.append([accuracy(model, test) for _, test in tasks])
+        steps += state.step
         if log:
             log.log({"split": "eval", "phase": phase, "method": method.name, "after_task": t,
                      **{f"acc/task{j}": a for j, a in enumerate(R[-1])}})
+        if phases is not None:
+            phases.finish(t, steps, {"R": R, "seconds": elapsed + time.perf_counter() - t0,
+                                     "method": method.state_dict() if hasattr(method, "state_dict") else {}}, model)
     R = np.array(R)
     return {"method": method.name, "scenario": "class" if model.class_incremental else "task",
             "R": R.round(4).tolist(), "acc": average_accuracy(R), "bwt": backward_transfer(R),
-            "fwt": forward_transfer(R, baseline), "seconds": round(time.perf_counter() - t0, 1),
+            "fwt": forward_transfer(R, baseline), "seconds": round(elapsed + time.perf_counter() - t0, 1),
             "sizes": [[len(a), len(b)] for a, b in tasks]}
 
 

@@ -86,6 +86,13 @@ class EWC:
     def consolidate(self, anchor: dict, fisher: dict) -> None:
         self.anchors.append((anchor, fisher))
 
+    def state_dict(self) -> dict:
+        """The anchors and Fishers of the finished tasks: a resumed sequence needs them (tensors)."""
+        return {"anchors": [{"weights": a, "fisher": f} for a, f in self.anchors]}
+
+    def load_state_dict(self, d: dict) -> None:
+        self.anchors = [(x["weights"], x["fisher"]) for x in d["anchors"]]
+
 
 class OnlineEWC(EWC):
     """Online EWC (Schwarz et al. 2018, "Progress & Compress"): one anchor, the latest weights, with

@@ -22,6 +22,7 @@ from ..data.splits import subset_indices
 from ..evaluate.predict import accuracy
 from ..models.frozen_text import text_task
 from ..training.fit_examples import fit_examples
+from ..training.phased import PhaseCheckpoints
 from ..zoo import mlp_trunk
 from ..peft.task_adapters import add_task_adapters, set_task
 from .core import multitask_batches, uncertainty_weighted
@@ -119,9 +120,11 @@ def load_task_data(cfg, cache_dir=None):
 
 
 def train_multitask(cfg, data, tasks: Optional[list[int]] = None, sampling: Optional[str] = None,
-                    weighting: Optional[str] = None, task_adapters: Optional[bool] = None, log=None) -> dict:
-    """Train the tasks in `tasks` (default all) together; {task name: test accuracy}.
-    `log` (tracking.phases.PhasedLog): the training rows and the test accuracies to metrics.jsonl."""
+                    weighting: Optional[str] = None, task_adapters: Optional[bool] = None, log=None,
+                    checkpoints=None, resume_from=None) -> dict:
+    """Train the tasks in `tasks` (default all) together; {task name: test accuracy, "seconds", "steps"}.
+    `log` (tracking.phases.PhasedLog): the training rows and the test accuracies to metrics.jsonl.
+    `checkpoints` / `resume_from`: fit_examples' resumable checkpoints of this one training."""
     mt = cfg.multitask
     sampling, weighting = sampling or mt.sampling, weighting or mt.weighting
     task_adapters = mt.task_adapters if task_adapters is None else task_adapters
@@ -148,23 +151,42 @@ def train_multitask(cfg, data, tasks: Optional[list[int]] = None, sampling: Opti
 
     t0 = time.perf_counter()
     phase = "+".join(data[t][0] for t in tasks)
-    fit_examples(model, joined, cfg, loss_fn=loss_fn, callbacks=callbacks + (log.callbacks(phase) if log else []),
-                 epoch_batches=multitask_batches(offsets, sizes, sampling, mt.temperature))
+    state = fit_examples(model, joined, cfg, loss_fn=loss_fn,
+                         callbacks=callbacks + (log.callbacks(phase) if log else []),
+                         epoch_batches=multitask_batches(offsets, sizes, sampling, mt.temperature),
+                         checkpoints=checkpoints, resume_from=resume_from)
     result = {data[t][0]: accuracy(model, data[t][2]) for t in tasks}
     if log:
         log.log({"split": "test", "phase": phase, **{f"acc/{k}": v for k, v in result.items()}})
-    result["seconds"] = round(time.perf_counter() - t0, 1)
+    result["seconds"], result["steps"] = round(time.perf_counter() - t0, 1), state.step
     if weighting == "uncertainty":
         result["log_vars"] = [round(float(v), 3) for v in model.log_vars.detach()]
     return result
 
 
-def negative_transfer(cfg, data, log=None) -> list[dict]:
+def negative_transfer(cfg, data, log=None, phases: Optional[PhaseCheckpoints] = None) -> list[dict]:
     """Per task: single-task accuracy, multi-task accuracy (the config's sampling/weighting) and the
-    difference (negative: the other tasks hurt this one)."""
-    multi = train_multitask(cfg, data, log=log)
-    rows = []
-    for t, (name, *_rest) in enumerate(data):
-        single = train_multitask(cfg, data, tasks=[t], log=log)[name]
-        rows.append({"task": name, "single": single, "multi": multi[name], "delta": multi[name] - single})
-    return rows
+    difference (negative: the other tasks hurt this one). The joint run is phase 0, task t alone phase
+    t + 1; with `phases` each is checkpointed and a resumed report continues where it stopped."""
+    runs = run_phases(cfg, data, [None] + [[t] for t in range(len(data))], log, phases)
+    multi = runs[0]
+    return [{"task": name, "single": runs[t + 1][name], "multi": multi[name], "delta": multi[name] - runs[t + 1][name]}
+            for t, (name, *_rest) in enumerate(data)]
+
+
+def run_phases(cfg, data, task_sets: list, log=None, phases: Optional[PhaseCheckpoints] = None) -> list[dict]:
+    """`train_multitask` on each task set in turn (None: all tasks); the results of finished phases come
+    back from their checkpoints instead of training again."""
+    results = phases.restore().get("results", []) if phases is not None else []
+    steps = phases.offset() if phases is not None else 0
+    if log is not None:
+        log.offset = steps
+    for i in range(len(results), len(task_sets)):
+        r = train_multitask(cfg, data, tasks=task_sets[i], log=log,
+                            checkpoints=phases.phase_dir(i) if phases else None,
+                            resume_from=phases.resume_from(i) if phases else None)
+        results.append(r)
+        steps += r["steps"]
+        if phases is not None:
+            phases.finish(i, steps, {"results": results})
+    return results

@@ -36,8 +36,10 @@ class PhasedLog:
     """A context manager: leaving the block without `close(summary)` (an error) closes the trackers
     and writes no summary."""
 
-    def __init__(self, cfg, run_dir=None):
-        """`run_dir` defaults to the config's run folder, `<output_dir>/<run_name>`."""
+    def __init__(self, cfg, run_dir=None, resume_step: Optional[int] = None):
+        """`run_dir` defaults to the config's run folder, `<output_dir>/<run_name>`. `resume_step`: the
+        run continues from a checkpoint of that (whole-run) step; rows logged after it are dropped, as
+        `tunewright train --resume` does."""
         from ..config import dump_yaml
         from .run_log import logging_callbacks
 
@@ -45,7 +47,7 @@ class PhasedLog:
         self.run_dir = Path(run_dir) if run_dir is not None else Path(cfg.output_dir) / cfg.run_name
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "config.yaml").write_text(dump_yaml(cfg))
-        self.trackers, self._callbacks = logging_callbacks(cfg, self.run_dir)
+        self.trackers, self._callbacks = logging_callbacks(cfg, self.run_dir, resume_step)
         self.offset = 0
 
     def callbacks(self, phase: str) -> list:

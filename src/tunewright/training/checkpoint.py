@@ -248,6 +248,11 @@ def latest_valid(root, log: Callable[[str], Any] = print) -> Path | None:
     return None
 
 
+def saved_step(path) -> int:
+    """The optimizer step a checkpoint was written at."""
+    return int(json.loads((Path(path) / "state.json").read_text())["step"])
+
+
 def load_checkpoint(path, *, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
                     scheduler=None, restore_rng: bool = True) -> dict:
     """Restore model, optimizer, scheduler and RNG from `path`; return the saved trainer_state.
