@@ -330,7 +330,6 @@ class IA3Options:
 
 MT_SAMPLING = ("proportional", "temperature", "round_robin")
 MT_WEIGHTING = ("fixed", "uncertainty")
-META_ALGOS = ("maml", "fomaml", "anil")
 
 
 @dataclass
@@ -384,9 +383,12 @@ class ContinualOptions:
 @dataclass
 class MetaOptions:
     algorithm: str = opt("maml", "maml (second order, Finn et al. 2017), fomaml (first order), anil (inner loop "
-                         "adapts the head only, Raghu et al. 2020).", META_ALGOS)
-    dataset: str = opt("fashion-mnist", "Packaged image dataset whose classes are split into meta-train/test.")
-    test_classes: list = opt([5, 6, 7, 8, 9], "Class ids held out for meta-test; never sampled in meta-training.")
+                         "adapts the head only, Raghu et al. 2020), protonet (prototypes: class means of the "
+                         "support embeddings, no inner loop; Snell et al. 2017).", declared="meta.algorithm")
+    dataset: str = opt("fashion-mnist", "Whose classes are split into meta-train/test: a packaged image or text "
+                       "dataset (text: train and test pooled, frozen model.name features), or a text/label file.")
+    test_classes: list = opt([5, 6, 7, 8, 9], "Classes held out for meta-test (ids, or the label names of text "
+                             "data); never sampled in meta-training.")
     n_way: int = opt(5, "Classes per episode.")
     k_shot: int = opt(5, "Labeled support examples per class.")
     q_queries: int = opt(15, "Query examples per class (the outer loss / the score).")
@@ -396,7 +398,11 @@ class MetaOptions:
     inner_steps: int = opt(1, "Inner-loop steps during meta-training.")
     test_inner_steps: int = opt(10, "Inner-loop steps when adapting at test time.")
     test_episodes: int = opt(200, "Meta-test episodes (accuracy is reported with a 95% CI).")
-    per_class: int = opt(300, "Images kept per class (seeded), to bound memory and time.")
+    per_class: int = opt(300, "Examples kept per class (seeded), to bound memory and time.")
+    min_per_class: int = opt(0, "Classes with fewer examples are in neither pool (they are listed); 0: k_shot + "
+                             "q_queries, the fewest an episode needs.")
+    trunk_dim: int = opt(256, "Text: width of the trainable trunk (tunewright.zoo:mlp_trunk) over the frozen "
+                         "features; what meta-learns.")
     zero_head: bool = opt(False, "Start every episode's inner loop from a zero head instead of a meta-learned one "
                           "(Kao et al. 2022's zeroing trick; labels are permuted per episode). Needed by anil "
                           "with few inner steps, whose head otherwise barely moves from its random start.")

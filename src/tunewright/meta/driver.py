@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +22,16 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..assets.datasets import get_dataset
-from ..tracking.phases import PhasedLog
-from ..data.examples import Examples, image_tensors
+from ..data.examples import Examples
 from ..models.encoder_head import build_encoder
+from ..progress import track
+from ..tracking.phases import PhasedLog
+from ..training.checkpoint import latest_valid, saved_step
 from ..training.fit_examples import fit_examples
-from .core import EpisodeSampler, adapt, maml_loss, mean_ci, split_classes
+from ..zoo import mlp_trunk
+from .algorithms import GradientBased, episode_accuracy, episode_losses, get_algorithm, head_names
+from .core import EpisodeSampler, mean_ci
+from .data import MetaData, load_meta_data
 
 
 class Episodes(Dataset):
@@ -47,87 +52,69 @@ class Episodes(Dataset):
 class MetaLearner(nn.Module):
     """Holds `net` (encoder then head, nn.Sequential); forward(meta-batch) -> query losses (E,)."""
 
-    def __init__(self, net: nn.Sequential, algorithm: str, inner_lr: float, inner_steps: int):
+    def __init__(self, net: nn.Sequential, algorithm, inner_lr: float, inner_steps: int, n_way: int,
+                 zero_head: bool = False):
         super().__init__()
         self.net, self.algorithm, self.inner_lr, self.inner_steps = net, algorithm, inner_lr, inner_steps
-
-    def adapt_names(self) -> list[str] | None:
-        return [n for n, _ in self.net.named_parameters() if n.startswith("1.")] if self.algorithm == "anil" else None
-
-    zero_head = False
-
-    def start(self) -> dict:
-        """The parameters every episode starts from; with `zero_head` the head starts at zero
-        (the "zeroing trick" of Kao et al. 2022: each episode permutes its labels, so a meta-learned
-        head only adds noise; from zero, the first inner step gives class-mean-like weights)."""
-        params = dict(self.net.named_parameters())
-        if self.zero_head:
-            params.update({n: torch.zeros_like(p) for n, p in params.items() if n.startswith("1.")})
-        return params
+        self.n_way, self.zero_head = n_way, zero_head
 
     def forward(self, batch: dict) -> torch.Tensor:
-        params = self.start()
-        return maml_loss(self.net, params, batch["xs"], batch["ys"], batch["xq"], batch["yq"],
-                         inner_lr=self.inner_lr, steps=self.inner_steps, first_order=self.algorithm == "fomaml",
-                         adapt_names=self.adapt_names())
+        params = start_params(self.net, self.zero_head)
+        return episode_losses(self.algorithm, self.net, params, batch["xs"], batch["ys"], batch["xq"], batch["yq"],
+                              n_way=self.n_way, inner_lr=self.inner_lr, steps=self.inner_steps)
 
 
-def build_net(cfg) -> nn.Sequential:
-    encoder = build_encoder(cfg)
+def start_params(net: nn.Module, zero_head: bool) -> dict:
+    """The parameters every episode starts from; with `zero_head` the head starts at zero (the "zeroing
+    trick" of Kao et al. 2022: each episode permutes its labels, so a meta-learned head only adds noise;
+    from zero, the first inner step gives class-mean-like weights)."""
+    params = dict(net.named_parameters())
+    if zero_head:
+        params.update({n: torch.zeros_like(params[n]) for n in head_names(net)})
+    return params
+
+
+def build_net(cfg, data: MetaData) -> nn.Sequential:
+    """Sequential(encoder, head): images, `model.name`'s factory (small_cnn); text, a trainable trunk
+    over the frozen features, (N, H) -> (N, meta.trunk_dim). The head is Linear(feature_dim, n_way)."""
+    if data.modality == "text":
+        encoder = mlp_trunk(in_features=data.x.shape[1], hidden=cfg.meta.trunk_dim, dropout=0.0)
+    else:
+        encoder = build_encoder(cfg)
     return nn.Sequential(encoder, nn.Linear(encoder.feature_dim, cfg.meta.n_way))
 
 
-def load_images(cfg):
-    """(x (N, 1, 28, 28), y (N,), meta-train classes, meta-test classes), `meta.per_class` images per class."""
-    m = cfg.meta
-    frames = get_dataset(m.dataset).load()
-    names = getattr(get_dataset(m.dataset), "label_names", None)
-    x, y = image_tensors(frames["train"], names)
-    keep = np.concatenate([np.random.default_rng(cfg.train.seed + c).permutation(np.flatnonzero(y.numpy() == c))
-                           [:m.per_class] for c in np.unique(y.numpy())])
-    x, y = x[keep], y[keep]
-    train_cls, test_cls = split_classes(sorted(set(y.tolist())), m.test_classes)
-    return x, y, train_cls, test_cls
-
-
-@torch.no_grad()
-def _acc(logits, y) -> float:
-    return float((logits.argmax(-1) == y).float().mean())
-
-
-def evaluate_episodes(net: nn.Sequential, x, sampler: EpisodeSampler, episodes: int, *, inner_lr: float,
-                      steps: int, adapt_names=None, offset: int = 10**6, chunk: int = 25,
+def evaluate_episodes(net: nn.Sequential, x, sampler: EpisodeSampler, episodes: int, algorithm, *,
+                      inner_lr: float, steps: int, offset: int = 10**6, chunk: int = 25,
                       zero_head: bool = False) -> tuple[float, float]:
-    """Mean query accuracy and 95% CI over `episodes` meta-test episodes, each adapted with `steps` SGD
-    steps from `net`'s weights; `chunk` episodes at a time run in parallel under vmap."""
-    params = {n: p.detach() for n, p in net.named_parameters()}
-    if zero_head:
-        params.update({n: torch.zeros_like(p) for n, p in params.items() if n.startswith("1.")})
-
-    def one(xs, ys, xq, yq):
-        fast = adapt(net, params, xs, ys, inner_lr=inner_lr, steps=steps, first_order=True, adapt_names=adapt_names)
-        return (torch.func.functional_call(net, fast, (xq,)).argmax(-1) == yq).float().mean()
-
+    """Mean query accuracy and 95% CI over `episodes` meta-test episodes, each adapted by `algorithm`
+    from `net`'s weights; `chunk` episodes at a time run in parallel under vmap."""
+    params = {n: p.detach() for n, p in start_params(net, zero_head).items()}
     accs = []
-    for start in range(0, episodes, chunk):
-        eps = [sampler.episode(offset + e) for e in range(start, min(start + chunk, episodes))]
+    for first in track(range(0, episodes, chunk), "meta-test episodes", total=episodes, unit="episodes",
+                       size=lambda f: min(chunk, episodes - f)):
+        eps = [sampler.episode(offset + e) for e in range(first, min(first + chunk, episodes))]
         xs = torch.stack([x[e[0]] for e in eps])
         ys = torch.stack([torch.from_numpy(e[1]) for e in eps])
         xq = torch.stack([x[e[2]] for e in eps])
         yq = torch.stack([torch.from_numpy(e[3]) for e in eps])
-        accs += torch.func.vmap(one, randomness="same")(xs, ys, xq, yq).tolist()
+        accs += episode_accuracy(algorithm, net, params, xs, ys, xq, yq, n_way=sampler.n_way, inner_lr=inner_lr,
+                                 steps=steps).tolist()
     return mean_ci(accs)
 
 
+# The baselines adapt nothing meta-learned: plain SGD from pretrained weights on each episode's K shots.
+FINE_TUNE = GradientBased("fine-tune", first_order=True, head_only=False)     # every weight
+LINEAR_PROBE = GradientBased("linear probe", first_order=True, head_only=True)  # the new head only
+
+
 def finetune_baseline(pretrained: nn.Module, x, sampler: EpisodeSampler, episodes: int, steps: int = 50,
-                      lr: float = 0.05, offset: int = 10**6) -> tuple[float, float]:
-    """Plain fine-tuning on each test episode's K shots: `steps` SGD steps on the whole network (the
-    pretrained encoder and a new zero-initialised head), nothing meta-learned."""
-    head = nn.Linear(pretrained.feature_dim, sampler.n_way)
-    nn.init.zeros_(head.weight)
-    nn.init.zeros_(head.bias)
-    net = nn.Sequential(copy.deepcopy(pretrained), head)
-    return evaluate_episodes(net, x, sampler, episodes, inner_lr=lr, steps=steps, offset=offset)
+                      lr: float = 0.05, offset: int = 10**6, head_only: bool = False) -> tuple[float, float]:
+    """Fine-tuning on each test episode's K shots: `steps` SGD steps on the pretrained encoder and a new
+    zero-initialised head (`head_only`: the head alone, a linear probe)."""
+    net = nn.Sequential(copy.deepcopy(pretrained), nn.Linear(pretrained.feature_dim, sampler.n_way))
+    return evaluate_episodes(net, x, sampler, episodes, LINEAR_PROBE if head_only else FINE_TUNE, inner_lr=lr,
+                             steps=steps, offset=offset, zero_head=True)
 
 
 class _Plain(nn.Module):
@@ -139,41 +126,75 @@ class _Plain(nn.Module):
         return self.net(batch["inputs"])
 
 
-def pretrain_classifier(cfg, x, y, classes, epochs: int = 3) -> nn.Module:
-    """The baseline's 'pretrained weights': the same encoder trained as a plain classifier on the meta-train classes."""
+def pretrain_classifier(cfg, data: MetaData, epochs: int = 3, lr: float = 1e-3) -> nn.Module:
+    """The baseline's pretrained encoder: the same encoder trained as a plain classifier on the
+    meta-train classes (Chen et al. 2019's "baseline")."""
     torch.manual_seed(cfg.train.seed)
+    x, y, classes = data.x, data.y, data.train_classes
     idx = np.flatnonzero(np.isin(y.numpy(), classes))
     remap = {c: i for i, c in enumerate(classes)}
-    encoder = build_encoder(cfg)
+    encoder = build_net(cfg, data)[0]
     model = _Plain(nn.Sequential(encoder, nn.Linear(encoder.feature_dim, len(classes))))
     fit_examples(model, Examples(inputs=x[idx], labels=torch.tensor([remap[int(v)] for v in y[idx]])), cfg,
-                 epochs=epochs, lr=1e-3, batch_size=64)
+                 epochs=epochs, lr=lr, batch_size=64)
     return encoder
 
 
-def meta_train(cfg, run_dir=None, algorithm: str | None = None, data=None) -> dict:
-    """Meta-train `meta.algorithm`, then report meta-test accuracy (mean, 95% CI) over `meta.test_episodes`."""
+def identity_encoder(data: MetaData) -> nn.Module:
+    """The pretrained features as they are (text: frozen MiniLM), for a linear probe: (N, H) -> (N, H)."""
+    enc = nn.Identity()
+    enc.feature_dim = data.x.shape[1]
+    return enc
+
+
+def meta_learn(cfg, data: MetaData, algorithm, *, callbacks=(), checkpoints=None,
+               resume_from=None) -> tuple[nn.Sequential, object]:
+    """(the meta-trained Sequential(encoder, head), fit()'s TrainState): `meta.meta_iterations` meta-updates
+    of `meta.meta_batch` episodes of `data.train_classes`."""
     m = cfg.meta
-    algorithm = algorithm or m.algorithm
     torch.manual_seed(cfg.train.seed)
-    x, y, train_cls, test_cls = data or load_images(cfg)
-    train_sampler = EpisodeSampler(y.numpy(), train_cls, m.n_way, m.k_shot, m.q_queries, cfg.train.seed)
-    test_sampler = EpisodeSampler(y.numpy(), test_cls, m.n_way, m.k_shot, m.q_queries, cfg.train.seed + 1)
-    net = build_net(cfg)
-    learner = MetaLearner(net, algorithm, m.inner_lr, m.inner_steps)
-    learner.zero_head = m.zero_head
-    episodes = Episodes(x, train_sampler, m.meta_iterations * m.meta_batch)
+    train_sampler = EpisodeSampler(data.y.numpy(), data.train_classes, m.n_way, m.k_shot, m.q_queries, cfg.train.seed)
+    net = build_net(cfg, data)
+    learner = MetaLearner(net, algorithm, m.inner_lr, m.inner_steps, m.n_way, m.zero_head)
+    episodes = Episodes(data.x, train_sampler, m.meta_iterations * m.meta_batch)
+    state = fit_examples(learner, episodes, cfg, loss_fn=lambda losses, batch: losses.mean(), epochs=1,
+                         batch_size=m.meta_batch, weight_decay=0.0, checkpoints=checkpoints, resume_from=resume_from,
+                         callbacks=callbacks)
+    return net, state
+
+
+def meta_test_sampler(cfg, data: MetaData, classes=None, seed_offset: int = 1) -> EpisodeSampler:
+    """Episodes of `classes` (default the meta-test classes); a different seed from meta-training's."""
+    m = cfg.meta
+    return EpisodeSampler(data.y.numpy(), classes or data.test_classes, m.n_way, m.k_shot, m.q_queries,
+                          cfg.train.seed + seed_offset)
+
+
+def meta_train(cfg, run_dir=None, algorithm: str | None = None, data: MetaData | None = None, *,
+               resume: bool = False, cache_dir=None) -> dict:
+    """Meta-train `meta.algorithm`, then report meta-test accuracy (mean, 95% CI) over `meta.test_episodes`.
+
+    With `run_dir`, checkpoints go to `run_dir/checkpoints` (training/checkpoint.py, as `train`'s) and
+    `resume` continues from the newest valid one exactly: episode i depends only on (seed, i)."""
+    m = cfg.meta
+    algo = get_algorithm(algorithm or m.algorithm)
+    data = data or load_meta_data(cfg, cache_dir)
+    ckpt = Path(run_dir) / "checkpoints" if run_dir is not None else None
+    found = latest_valid(ckpt) if resume and ckpt is not None else None
+    if resume and found is None:
+        print(f"note: no valid checkpoint in {ckpt}; starting from the beginning", file=sys.stderr)
     # metrics.jsonl and the `tracking:` trackers, as `tunewright train`; closed on errors
-    with (PhasedLog(cfg, run_dir) if run_dir is not None else contextlib.nullcontext()) as log:
-        state = fit_examples(learner, episodes, cfg, loss_fn=lambda losses, batch: losses.mean(), epochs=1,
-                             batch_size=m.meta_batch, weight_decay=0.0,
-                             callbacks=log.callbacks(f"meta-train {algorithm}") if log else ())
-        acc, ci = evaluate_episodes(net, x, test_sampler, m.test_episodes, inner_lr=m.inner_lr,
-                                    steps=m.test_inner_steps, adapt_names=learner.adapt_names(),
-                                    zero_head=m.zero_head)
-        summary = {"algorithm": algorithm, "n_way": m.n_way, "k_shot": m.k_shot, "test_acc": acc, "ci95": ci,
+    with (PhasedLog(cfg, run_dir, resume_step=saved_step(found) if found else None) if run_dir is not None
+          else contextlib.nullcontext()) as log:
+        net, state = meta_learn(cfg, data, algo, checkpoints=ckpt, resume_from=found,
+                                callbacks=log.callbacks(f"meta-train {algo.name}") if log else ())
+        acc, ci = evaluate_episodes(net, data.x, meta_test_sampler(cfg, data), m.test_episodes, algo, inner_lr=m.inner_lr,
+                                    steps=m.test_inner_steps, zero_head=m.zero_head)
+        summary = {"algorithm": algo.name, "n_way": m.n_way, "k_shot": m.k_shot, "test_acc": acc, "ci95": ci,
                    "meta_iterations": state.step, "seconds": round(state.train_seconds, 1),
-                   "train_classes": train_cls, "test_classes": test_cls, "test_episodes": m.test_episodes}
+                   "train_classes": [data.names[c] for c in data.train_classes],
+                   "test_classes": [data.names[c] for c in data.test_classes], "test_episodes": m.test_episodes,
+                   "excluded_classes": data.excluded, "modality": data.modality}
         if log is not None:                  # PhasedLog wrote config.yaml; close() writes summary.json
             from safetensors.torch import save_file
             weights = Path(run_dir) / "meta_model.safetensors"
@@ -184,25 +205,27 @@ def meta_train(cfg, run_dir=None, algorithm: str | None = None, data=None) -> di
 
 
 def adapt_run(run_dir, shots: int, data: str | None = None, classes=None, episodes: int = 1,
-              steps: int | None = None) -> dict:
-    """Load a meta-trained run and adapt it to N-way `shots`-shot task(s) from `data` (default: the run's
-    meta-test classes); return the query accuracy (mean and 95% CI when episodes > 1)."""
+              steps: int | None = None, cache_dir=None) -> dict:
+    """Load a meta-trained run and adapt it to N-way `shots`-shot task(s) drawn from `data` (a packaged
+    dataset or a text/label file; default: the run's meta.dataset and its meta-test classes); return the
+    query accuracy (mean and 95% CI when episodes > 1). `classes`: ids, or label names for text."""
     from ..config import load_config
 
     run_dir = Path(run_dir)
     cfg = load_config(run_dir / "config.yaml")
-    if data:
-        cfg.meta.dataset = data
-    if classes:
-        cfg.meta.test_classes = list(classes)
+    algo = get_algorithm(cfg.meta.algorithm)
     cfg.meta.k_shot = shots
-    x, y, _, test_cls = load_images(cfg)
-    net = build_net(cfg)
+    if data and not classes:
+        cfg.meta.test_classes = []              # new data: every class it has enough examples of
+    elif classes:
+        cfg.meta.test_classes = list(classes)
+    pool = load_meta_data(cfg, cache_dir, data)   # bad data fail here, before the weights are read
+    test_cls = pool.test_classes or pool.train_classes
+    net = build_net(cfg, pool)
     from safetensors.torch import load_file
     net.load_state_dict(load_file(str(run_dir / "meta_model.safetensors")))
-    sampler = EpisodeSampler(y.numpy(), test_cls, cfg.meta.n_way, shots, cfg.meta.q_queries, cfg.train.seed + 2)
-    names = [n for n, _ in net.named_parameters() if n.startswith("1.")] if cfg.meta.algorithm == "anil" else None
-    acc, ci = evaluate_episodes(net, x, sampler, episodes, inner_lr=cfg.meta.inner_lr,
-                                steps=steps or cfg.meta.test_inner_steps, adapt_names=names,
-                                zero_head=cfg.meta.zero_head)
-    return {"shots": shots, "classes": test_cls, "episodes": episodes, "acc": acc, "ci95": ci}
+    sampler = EpisodeSampler(pool.y.numpy(), test_cls, cfg.meta.n_way, shots, cfg.meta.q_queries, cfg.train.seed + 2)
+    acc, ci = evaluate_episodes(net, pool.x, sampler, episodes, algo, inner_lr=cfg.meta.inner_lr,
+                                steps=steps or cfg.meta.test_inner_steps, zero_head=cfg.meta.zero_head)
+    return {"shots": shots, "classes": [pool.names[c] for c in test_cls], "episodes": episodes, "acc": acc,
+            "ci95": ci}

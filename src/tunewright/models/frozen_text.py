@@ -13,14 +13,16 @@ import torch
 from ..assets.datasets import get_dataset
 from ..config.load import config_from_dict
 from ..data.splits import subset_indices
+from ..progress import track
 from .load import load_model
 
 
 def text_features(texts: list[str], model_name: str = "minilm", max_length: int = 128,
-                  batch_size: int = 64, cache_dir=None) -> torch.Tensor:
+                  batch_size: int = 64, cache_dir=None, label: str = "frozen text features") -> torch.Tensor:
     """Frozen sentence features (N, H) of a text backbone (`TaskModel.features`: its own pooling).
 
-    With `cache_dir`, features are stored under a hash of (model, max_length, texts) and reused."""
+    With `cache_dir`, features are stored under a hash of (model, max_length, texts) and reused.
+    Computing them shows progress under `label` (minutes for a few thousand texts on a CPU)."""
     path = None
     if cache_dir is not None:
         key = hashlib.sha1("\x00".join([model_name, str(max_length), *texts]).encode()).hexdigest()[:20]
@@ -34,7 +36,8 @@ def text_features(texts: list[str], model_name: str = "minilm", max_length: int 
     model.eval()
     out = []
     with torch.no_grad():
-        for s in range(0, len(texts), batch_size):
+        for s in track(range(0, len(texts), batch_size), label, total=len(texts), unit="texts",
+                       size=lambda s: min(batch_size, len(texts) - s)):
             enc = tok(list(texts[s:s + batch_size]), truncation=True, max_length=max_length, padding=True,
                       return_tensors="pt")
             out.append(model.features(dict(enc)))
