@@ -89,7 +89,10 @@ def test_meta_train_run_dir_has_metrics_weights_and_summary(tmp_path):
                             "train": {"lr": 1e-3, "log_every_steps": 1, "progress": "none"},
                             "meta": {"algorithm": "fomaml", "n_way": 2, "k_shot": 1, "q_queries": 2, "meta_batch": 2,
                                      "meta_iterations": 3, "test_episodes": 4, "test_inner_steps": 1}})
-    s = meta_train(cfg, tmp_path / "meta", data=(x, y, [0, 1], [2, 3]))
+    from tunewright.meta.data import MetaData
+    data = MetaData(x, y, [0, 1], [2, 3], ["a", "b", "c", "d"], "image")
+    s = meta_train(cfg, tmp_path / "meta", data=data)
+    assert s["test_classes"] == ["c", "d"]
     rows = _rows(tmp_path / "meta")
     assert [r["step"] for r in rows if r["split"] == "train"] == [1, 2, 3]
     assert rows[-1]["split"] == "meta_test" and rows[-1]["acc"] == pytest.approx(s["test_acc"])
