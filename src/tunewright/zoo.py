@@ -7,6 +7,7 @@ that do not depend on batch statistics.
 """
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 
@@ -28,3 +29,40 @@ def mlp_trunk(in_features: int = 384, hidden: int = 256, dropout: float = 0.1) -
     net = nn.Sequential(nn.Linear(in_features, hidden), nn.GELU(), nn.Dropout(dropout))
     net.feature_dim = hidden
     return net
+
+
+class ResidualTrunk(nn.Module):
+    """x + up(GELU(down(x))) with `up` zero at init: (B, in) -> (B, in). At init the frozen pretrained
+    features pass through unchanged, so meta-learning starts from what they already know (a linear
+    probe / nearest class mean over them) instead of from a random projection of them."""
+
+    def __init__(self, in_features: int = 384, hidden: int = 256):
+        super().__init__()
+        self.down, self.up = nn.Linear(in_features, hidden), nn.Linear(hidden, in_features)
+        nn.init.zeros_(self.up.weight)
+        nn.init.zeros_(self.up.bias)
+        self.feature_dim = in_features
+
+    def forward(self, x):
+        return x + self.up(nn.functional.gelu(self.down(x)))
+
+
+def residual_trunk(in_features: int = 384, hidden: int = 256) -> nn.Module:
+    return ResidualTrunk(in_features, hidden)
+
+
+class ScaleTrunk(nn.Module):
+    """x * w + b per feature, w = 1 and b = 0 at init: (B, in) -> (B, in). The least a trunk can learn
+    over frozen features (2 x in parameters): a reweighting of what they already hold."""
+
+    def __init__(self, in_features: int = 384):
+        super().__init__()
+        self.weight, self.bias = nn.Parameter(torch.ones(in_features)), nn.Parameter(torch.zeros(in_features))
+        self.feature_dim = in_features
+
+    def forward(self, x):
+        return x * self.weight + self.bias
+
+
+def scale_trunk(in_features: int = 384) -> nn.Module:
+    return ScaleTrunk(in_features)

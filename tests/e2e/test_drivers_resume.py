@@ -6,70 +6,28 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
-# argv: driver (continual:<method> | multitask), run folder, optimizer step to die after (0: never), resume
-SCRIPT = textwrap.dedent("""
-    import os, signal, sys
-    from pathlib import Path
-    import torch
-    from tunewright.config.load import config_from_dict
-    from tunewright.data.examples import Examples
-    from tunewright.tracking.phases import PhasedLog
-    from tunewright.training.phased import PhaseCheckpoints
-
-    driver, run_dir, kill_at, resume = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
-    g = torch.Generator().manual_seed(0)
-    cfg = config_from_dict({"train": {"epochs": 1, "batch_size": 8, "lr": 1e-2, "seed": 0, "progress": "none",
-                                      "log_every_steps": 1},
-                            "checkpoint": {"every_steps": 2, "keep_last": 2},
-                            "continual": {"benchmark": "text", "fisher_batches": 2, "buffer_size": 16,
-                                          "replay_batch": 4}})
-    if driver.startswith("continual"):
-        import tunewright.continual.driver as mod
-        tasks, classes = [], []
-        for t in range(3):                      # 40 training rows: 5 steps per task
-            x = torch.randn(60, 8, generator=g)
-            y = x[:, :2].argmax(1) + 2 * t
-            tasks.append((Examples(inputs=x[:40], labels=y[:40], task=torch.full((40,), t)),
-                          Examples(inputs=x[40:], labels=y[40:], task=torch.full((20,), t))))
-            classes.append([2 * t, 2 * t + 1])
-        run = lambda log, phases: mod.run_sequence(cfg, driver.split(":")[1], (tasks, classes, 6), log, phases)
-    else:
-        import tunewright.multitask.driver as mod
-        data = []
-        for t, k in enumerate((2, 3)):          # 40 rows per task: the joint run 10 steps, each alone 5
-            x = torch.randn(60, 8, generator=g)
-            y = x[:, :k].argmax(1)
-            data.append((f"task{t}", Examples(inputs=x[:40], labels=y[:40], task=torch.full((40,), t)),
-                         Examples(inputs=x[40:], labels=y[40:], task=torch.full((20,), t)), k))
-        run = lambda log, phases: {"rows": mod.negative_transfer(cfg, data, log, phases)}
-    if kill_at:
-        count = [0]
-
-        class KillAt:
-            def on_step_end(self, ctx):
-                count[0] += 1
-                if count[0] == kill_at:
-                    os.kill(os.getpid(), signal.SIGKILL)
-
-        original = mod.fit_examples
-        mod.fit_examples = lambda *a, callbacks=(), **k: original(*a, callbacks=[*callbacks, KillAt()], **k)
-    phases = PhaseCheckpoints(run_dir / "checkpoints", resume)
-    with PhasedLog(cfg, run_dir, resume_step=phases.resume_step) as log:
-        out = run(log, phases)
-        log.close(out)
-""")
+HELPER = Path(__file__).with_name("_driver_run.py")
 
 
 def _run(*args):
-    return subprocess.run([sys.executable, "-c", SCRIPT, *map(str, args)], cwd=REPO, capture_output=True, text=True,
+    """The run that is killed: its own process (SIGKILL takes no cleanup with it)."""
+    return subprocess.run([sys.executable, str(HELPER), *map(str, args)], cwd=REPO, capture_output=True, text=True,
                           env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
+
+
+def _in_process(*args):
+    """The reference and the resumed run, here: a process start costs more than either."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("_driver_run", HELPER)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.main(*args)
 
 
 def _clean(obj):
@@ -89,15 +47,13 @@ def _clean(obj):
                                                       ("continual:replay", 13, 2, True), ("multitask", 13, 1, True)])
 def test_sigkill_mid_phase_then_resume_is_exact(tmp_path, driver, kill_at, phase, mid):
     ref, cut = tmp_path / "ref", tmp_path / "cut"
-    done = _run(driver, ref, 0, 0)
-    assert done.returncode == 0, done.stderr
+    _in_process(driver, ref, 0, False)
     killed = _run(driver, cut, kill_at, 0)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert not (cut / "summary.json").exists()
     assert (cut / "checkpoints" / f"after-phase-{phase - 1}").is_dir()
     assert any((cut / "checkpoints" / f"phase-{phase}").glob("step-*")) == mid
-    resumed = _run(driver, cut, 0, 1)
-    assert resumed.returncode == 0, resumed.stderr
+    _in_process(driver, cut, 0, True)
 
     a = json.loads((ref / "summary.json").read_text())
     b = json.loads((cut / "summary.json").read_text())

@@ -10,7 +10,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
 from safetensors.torch import load_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,21 +73,29 @@ def _config(tmp_path: Path, data: Path) -> Path:
     return cfg
 
 
+def _cli(capsys, *args):
+    """`tunewright ARGS` in this process (a process start costs more than these tiny runs): (exit code, out, err)."""
+    from tunewright.cli.main import main
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
 def _rows(run: Path) -> list[dict]:
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     return [{k: v for k, v in r.items() if k not in ("samples_per_s", "time")} for r in rows]
 
 
-def test_text_meta_train_sigkill_resume_and_adapt(tmp_path, run_cli):
+def test_text_meta_train_sigkill_resume_and_adapt(tmp_path, capsys):
     data = tmp_path / "topics.csv"
     _write_topics(data, WORDS, 12, seed=0)
     with open(data, "a") as f:                       # a topic too small for an episode: listed, not used
         f.write("x-rare oil said,topic-tiny\n")
     cfg = _config(tmp_path, data)
 
-    ref = run_cli("meta-train", cfg, "output_dir=" + str(tmp_path / "ref"))
-    assert "maml 3-way 2-shot" in ref.stdout
-    assert "topic-tiny" in ref.stderr and "neither pool" in ref.stderr
+    code, out, err = _cli(capsys, "meta-train", cfg, "output_dir=" + str(tmp_path / "ref"))
+    assert code == 0 and "maml 3-way 2-shot" in out
+    assert "topic-tiny" in err and "neither pool" in err
     ref_run = tmp_path / "ref" / "meta_text"
     summary = json.loads((ref_run / "summary.json").read_text())
     assert summary["modality"] == "text" and summary["excluded_classes"] == {"topic-tiny": 1}
@@ -101,9 +108,9 @@ def test_text_meta_train_sigkill_resume_and_adapt(tmp_path, run_cli):
     cut_run = tmp_path / "runs" / "meta_text"
     assert not (cut_run / "summary.json").exists()
     assert (cut_run / "checkpoints" / "step-000004").is_dir()
-    refused = run_cli("meta-train", cfg, check=False)          # never replaced silently
-    assert refused.returncode != 0 and "--resume" in refused.stderr
-    run_cli("meta-train", cfg, "--resume")
+    code, _, err = _cli(capsys, "meta-train", cfg)          # never replaced silently
+    assert code != 0 and "--resume" in err
+    assert _cli(capsys, "meta-train", cfg, "--resume")[0] == 0
 
     a, b = load_file(str(ref_run / "meta_model.safetensors")), load_file(str(cut_run / "meta_model.safetensors"))
     assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)
@@ -112,13 +119,13 @@ def test_text_meta_train_sigkill_resume_and_adapt(tmp_path, run_cli):
 
     new = tmp_path / "new_topics.csv"                           # adapt --data: text the run never saw
     _write_topics(new, ["grain", "tin", "rubber", "zinc"], 10, seed=1)
-    out = run_cli("adapt", cut_run, "--shots", "2", "--data", new, "--episodes", "10")
-    res = json.loads(out.stdout)
+    code, out, _ = _cli(capsys, "adapt", cut_run, "--shots", "2", "--data", new, "--episodes", "10")
+    res = json.loads(out)
     assert res["classes"] == ["topic-grain", "topic-rubber", "topic-tin", "topic-zinc"] and res["episodes"] == 10
     assert 0.0 <= res["acc"] <= 1.0
 
 
-def test_bad_text_data_fail_before_any_model_loads(tmp_path, run_cli):
+def test_bad_text_data_fail_before_any_model_loads(tmp_path, capsys):
     data = tmp_path / "topics.csv"
     _write_topics(data, WORDS[:6], 8, seed=0)
     cfg = _config(tmp_path, data)
@@ -127,7 +134,7 @@ def test_bad_text_data_fail_before_any_model_loads(tmp_path, run_cli):
     # a run folder with its config and no weights: only reading the data first names the data
     (tmp_path / "runs" / "meta_text").mkdir(parents=True)
     (tmp_path / "runs" / "meta_text" / "config.yaml").write_text(cfg.read_text())
-    out = run_cli("adapt", tmp_path / "runs" / "meta_text", "--shots", "2", "--data", bad, check=False)
-    assert out.returncode != 0
-    assert "bad.csv" in out.stderr and "label" in out.stderr, out.stderr
-    assert "meta_model.safetensors" not in out.stderr          # failed on the data, not on the missing weights
+    code, _, err = _cli(capsys, "adapt", tmp_path / "runs" / "meta_text", "--shots", "2", "--data", bad)
+    assert code != 0
+    assert "bad.csv" in err and "label" in err, err
+    assert "meta_model.safetensors" not in err          # failed on the data, not on the missing weights

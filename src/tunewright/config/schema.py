@@ -401,8 +401,11 @@ class MetaOptions:
     per_class: int = opt(300, "Examples kept per class (seeded), to bound memory and time.")
     min_per_class: int = opt(0, "Classes with fewer examples are in neither pool (they are listed); 0: k_shot + "
                              "q_queries, the fewest an episode needs.")
-    trunk_dim: int = opt(256, "Text: width of the trainable trunk (tunewright.zoo:mlp_trunk) over the frozen "
-                         "features; what meta-learns.")
+    trunk: str = opt("mlp", "Text: the trainable trunk over the frozen features, what meta-learns: mlp "
+                     "(Linear(H, trunk_dim) + GELU), residual (x + a zero-initialised trunk_dim bottleneck: the "
+                     "features themselves at the start) or scale (a per-feature weight and bias, 2H parameters).",
+                     ("mlp", "residual", "scale"))
+    trunk_dim: int = opt(256, "Text: width of the mlp trunk, or of the residual trunk's bottleneck.")
     zero_head: bool = opt(False, "Start every episode's inner loop from a zero head instead of a meta-learned one "
                           "(Kao et al. 2022's zeroing trick; labels are permuted per episode). Needed by anil "
                           "with few inner steps, whose head otherwise barely moves from its random start.")

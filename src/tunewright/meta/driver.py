@@ -28,7 +28,7 @@ from ..progress import track
 from ..tracking.phases import PhasedLog
 from ..training.checkpoint import latest_valid, saved_step
 from ..training.fit_examples import fit_examples
-from ..zoo import mlp_trunk
+from ..zoo import mlp_trunk, residual_trunk, scale_trunk
 from .algorithms import GradientBased, episode_accuracy, episode_losses, get_algorithm, head_names
 from .core import EpisodeSampler, mean_ci
 from .data import MetaData, load_meta_data
@@ -75,20 +75,23 @@ def start_params(net: nn.Module, zero_head: bool) -> dict:
 
 
 def build_net(cfg, data: MetaData) -> nn.Sequential:
-    """Sequential(encoder, head): images, `model.name`'s factory (small_cnn); text, a trainable trunk
-    over the frozen features, (N, H) -> (N, meta.trunk_dim). The head is Linear(feature_dim, n_way)."""
+    """Sequential(encoder, head): images, `model.name`'s factory (small_cnn); text, the `meta.trunk` over
+    the frozen features, (N, H) -> (N, feature_dim). The head is Linear(feature_dim, n_way)."""
     if data.modality == "text":
-        encoder = mlp_trunk(in_features=data.x.shape[1], hidden=cfg.meta.trunk_dim, dropout=0.0)
+        h, m = data.x.shape[1], cfg.meta
+        encoder = {"mlp": lambda: mlp_trunk(in_features=h, hidden=m.trunk_dim, dropout=0.0),
+                   "residual": lambda: residual_trunk(h, m.trunk_dim), "scale": lambda: scale_trunk(h)}[m.trunk]()
     else:
         encoder = build_encoder(cfg)
     return nn.Sequential(encoder, nn.Linear(encoder.feature_dim, cfg.meta.n_way))
 
 
-def evaluate_episodes(net: nn.Sequential, x, sampler: EpisodeSampler, episodes: int, algorithm, *,
-                      inner_lr: float, steps: int, offset: int = 10**6, chunk: int = 25,
-                      zero_head: bool = False) -> tuple[float, float]:
-    """Mean query accuracy and 95% CI over `episodes` meta-test episodes, each adapted by `algorithm`
-    from `net`'s weights; `chunk` episodes at a time run in parallel under vmap."""
+def episode_accuracies(net: nn.Sequential, x, sampler: EpisodeSampler, episodes: int, algorithm, *,
+                       inner_lr: float, steps: int, offset: int = 10**6, chunk: int = 25,
+                       zero_head: bool = False) -> list[float]:
+    """Query accuracy of each of `episodes` meta-test episodes, adapted by `algorithm` from `net`'s weights;
+    `chunk` episodes at a time run in parallel under vmap. Episode e is the same for every method (it
+    depends on the sampler's seed and e only), so two methods can be compared episode by episode."""
     params = {n: p.detach() for n, p in start_params(net, zero_head).items()}
     accs = []
     for first in track(range(0, episodes, chunk), "meta-test episodes", total=episodes, unit="episodes",
@@ -100,7 +103,13 @@ def evaluate_episodes(net: nn.Sequential, x, sampler: EpisodeSampler, episodes: 
         yq = torch.stack([torch.from_numpy(e[3]) for e in eps])
         accs += episode_accuracy(algorithm, net, params, xs, ys, xq, yq, n_way=sampler.n_way, inner_lr=inner_lr,
                                  steps=steps).tolist()
-    return mean_ci(accs)
+    return accs
+
+
+def evaluate_episodes(net: nn.Sequential, x, sampler: EpisodeSampler, episodes: int, algorithm,
+                      **kw) -> tuple[float, float]:
+    """Mean query accuracy and its 95% CI over `episodes` meta-test episodes (`episode_accuracies`)."""
+    return mean_ci(episode_accuracies(net, x, sampler, episodes, algorithm, **kw))
 
 
 # The baselines adapt nothing meta-learned: plain SGD from pretrained weights on each episode's K shots.
@@ -108,13 +117,13 @@ FINE_TUNE = GradientBased("fine-tune", first_order=True, head_only=False)     # 
 LINEAR_PROBE = GradientBased("linear probe", first_order=True, head_only=True)  # the new head only
 
 
-def finetune_baseline(pretrained: nn.Module, x, sampler: EpisodeSampler, episodes: int, steps: int = 50,
-                      lr: float = 0.05, offset: int = 10**6, head_only: bool = False) -> tuple[float, float]:
+def finetune_accuracies(pretrained: nn.Module, x, sampler: EpisodeSampler, episodes: int, steps: int = 50,
+                        lr: float = 0.05, offset: int = 10**6, head_only: bool = False) -> list[float]:
     """Fine-tuning on each test episode's K shots: `steps` SGD steps on the pretrained encoder and a new
-    zero-initialised head (`head_only`: the head alone, a linear probe)."""
+    zero-initialised head (`head_only`: the head alone, a linear probe); the accuracy of each episode."""
     net = nn.Sequential(copy.deepcopy(pretrained), nn.Linear(pretrained.feature_dim, sampler.n_way))
-    return evaluate_episodes(net, x, sampler, episodes, LINEAR_PROBE if head_only else FINE_TUNE, inner_lr=lr,
-                             steps=steps, offset=offset, zero_head=True)
+    return episode_accuracies(net, x, sampler, episodes, LINEAR_PROBE if head_only else FINE_TUNE, inner_lr=lr,
+                              steps=steps, offset=offset, zero_head=True)
 
 
 class _Plain(nn.Module):

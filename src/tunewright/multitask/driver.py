@@ -63,7 +63,11 @@ class BatchEncoder(nn.Module):
         self.model, self.feature_dim = task_model, task_model.hidden_size
 
     def forward(self, batch: dict) -> torch.Tensor:
-        return self.model.features(batch)
+        # Rows are stored padded to data.max_length (one tensor per task); the batch is cut to its longest
+        # row, so a short batch does not pay for padding it masks anyway.
+        longest = int(batch["attention_mask"].sum(1).max())
+        return self.model.features({k: (v[:, :longest] if k in ("input_ids", "attention_mask") else v)
+                                    for k, v in batch.items()})
 
 
 def live_encoder(cfg) -> tuple[BatchEncoder, list]:
