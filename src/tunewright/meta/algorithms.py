@@ -25,7 +25,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from ..config import declared
-from .core import adapt
+from .core import adapt, maml_loss
 
 HEAD = "1."                                      # parameter-name prefix of the head in Sequential(encoder, head)
 
@@ -55,6 +55,12 @@ class GradientBased:
                      first_order=self.first_order or not training)
         return functional_call(net, fast, (xq,))
 
+    def episode_losses(self, net, params: dict, xs, ys, xq, yq, *, n_way: int, inner_lr: float,
+                       steps: int) -> torch.Tensor:
+        """Query cross-entropy (E,) of a meta-batch after the inner loop: core.maml_loss."""
+        return maml_loss(net, params, xs, ys, xq, yq, inner_lr=inner_lr, steps=steps, first_order=self.first_order,
+                         adapt_names=self.adapt_names(net))
+
 
 @dataclass(frozen=True)
 class Prototypical:
@@ -76,6 +82,13 @@ class Prototypical:
         protos = onehot.T @ zs / onehot.sum(0).unsqueeze(1)                              # (n_way, D)
         return -((zq.unsqueeze(1) - protos.unsqueeze(0)) ** 2).sum(-1)                   # (n*q, n_way)
 
+    def episode_losses(self, net, params: dict, xs, ys, xq, yq, *, n_way: int, inner_lr: float = 0.0,
+                       steps: int = 0) -> torch.Tensor:
+        """Query cross-entropy (E,) of a meta-batch, episodes under vmap."""
+        def one(p, a, b, c, d):
+            return F.cross_entropy(self.query_logits(net, p, a, b, c, n_way=n_way), d)
+        return vmap(one, in_dims=(None, 0, 0, 0, 0), randomness="same")(params, xs, ys, xq, yq)
+
 
 ALGORITHMS = {a.name: a for a in (
     GradientBased("maml", first_order=False, head_only=False, cite="Finn et al. 2017"),
@@ -95,11 +108,8 @@ def get_algorithm(name: str):
 def episode_losses(algorithm, net, params: dict, xs, ys, xq, yq, *, n_way: int, inner_lr: float,
                    steps: int) -> torch.Tensor:
     """Query cross-entropy (E,) of a meta-batch: xs (E, n*k, ...), ys (E, n*k), xq (E, n*q, ...), yq (E, n*q).
-    Backpropagating their mean into `params` is the algorithm's meta-gradient; episodes run under vmap."""
-    def one(p, a, b, c, d):
-        return F.cross_entropy(algorithm.query_logits(net, p, a, b, c, n_way=n_way, inner_lr=inner_lr,
-                                                      steps=steps), d)
-    return vmap(one, in_dims=(None, 0, 0, 0, 0), randomness="same")(params, xs, ys, xq, yq)
+    Backpropagating their mean into `params` is the algorithm's meta-gradient."""
+    return algorithm.episode_losses(net, params, xs, ys, xq, yq, n_way=n_way, inner_lr=inner_lr, steps=steps)
 
 
 def episode_accuracy(algorithm, net, params: dict, xs, ys, xq, yq, *, n_way: int, inner_lr: float,

@@ -37,15 +37,15 @@ class MetaData:
     modality: str                      # "image" | "text"
     excluded: dict = field(default_factory=dict)   # class name -> examples, too few for an episode
 
-    def __iter__(self):                # x, y, train_classes, test_classes = data
-        return iter((self.x, self.y, self.train_classes, self.test_classes))
+
+def _is_file(name: str) -> bool:
+    """A path to a text/label file rather than a packaged dataset's name."""
+    return bool(Path(name).suffix) or Path(name).exists()
 
 
 def modality(name: str) -> str:
     """"text" for a file or a packaged text set, else the packaged set's modality."""
-    if Path(name).suffix or Path(name).exists():
-        return "text"
-    return get_dataset(name).modality
+    return "text" if _is_file(name) else get_dataset(name).modality
 
 
 def _cap(y: np.ndarray, per_class: int, seed: int) -> np.ndarray:
@@ -85,10 +85,10 @@ def _split(cfg, y: np.ndarray, names: list[str]) -> tuple[list[int], list[int], 
     return train_cls, test_cls, excluded
 
 
-def load_images(cfg) -> MetaData:
-    """Pixels (N, 1, 28, 28), `meta.per_class` images per class (seeded)."""
+def load_images(cfg, dataset: str | None = None) -> MetaData:
+    """Pixels (N, 1, 28, 28) of `dataset` (default `meta.dataset`), `meta.per_class` images per class (seeded)."""
     m = cfg.meta
-    asset = get_dataset(m.dataset)
+    asset = get_dataset(dataset or m.dataset)
     names = list(getattr(asset, "label_names", None) or [])
     x, y = image_tensors(asset.load()["train"], names or None)
     keep = _cap(y.numpy(), m.per_class, cfg.train.seed)
@@ -101,7 +101,7 @@ def load_images(cfg) -> MetaData:
 def _text_rows(cfg, name: str) -> tuple[list[str], list[str]]:
     """(texts, labels) of a packaged text set (train and test pooled: meta-learning splits by class, so
     both splits of a class belong to the same pool) or of a text/label file, bad rows named as in `train`."""
-    if Path(name).suffix or Path(name).exists():
+    if _is_file(name):
         from ..data.readers import BadRowBudget, Columns, read_file
         from ..errors import DataError
         d = cfg.data
@@ -136,8 +136,4 @@ def load_text(cfg, cache_dir=None, dataset: str | None = None) -> MetaData:
 def load_meta_data(cfg, cache_dir=None, dataset: str | None = None) -> MetaData:
     """The pool of `dataset` (default `meta.dataset`): images or text, by what the data are."""
     name = dataset or cfg.meta.dataset
-    if modality(name) == "text":
-        return load_text(cfg, cache_dir, name)
-    if dataset:
-        cfg.meta.dataset = dataset
-    return load_images(cfg)
+    return load_text(cfg, cache_dir, name) if modality(name) == "text" else load_images(cfg, name)
