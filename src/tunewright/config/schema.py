@@ -362,9 +362,14 @@ class ContinualOptions:
                       "2018); replay (reservoir buffer); lwf (Li & Hoiem 2016); adapters (one bottleneck adapter per "
                       "task inside the backbone; the backbone is frozen after the first task, so earlier tasks "
                       "cannot be forgotten).", declared="continual.method")
-    benchmark: str = opt("split-fashion-mnist", "split-fashion-mnist (5 tasks of 2 classes) or text (the "
-                         "text_tasks sequence on frozen MiniLM features).", ("split-fashion-mnist", "text"))
+    benchmark: str = opt("split-fashion-mnist", "split-fashion-mnist (5 tasks of 2 classes, on model.name: a "
+                         "factory such as tunewright.zoo:small_cnn, or a pretrained image model such as "
+                         "efficientnet-lite0 fine-tuned live at data.image_size) or text (the text_tasks sequence).",
+                         ("split-fashion-mnist", "text"))
     text_tasks: list = opt(["reuters-r8", "20newsgroups", "drug-reviews"], "benchmark text: datasets in order.")
+    cache_features: bool = opt(True, "benchmark text: encode texts once with the frozen model.name backbone and "
+                               "train a trunk on the features; false: train model.name itself live, with "
+                               "strategy and method applied (e.g. method: lora).")
     scenario: str = opt("task", "task: the task id is known and only its classes compete (task-incremental); "
                         "class: every class seen so far competes, no task id (class-incremental).", ("task", "class"))
     train_per_task: Optional[int] = opt(2000, "Stratified training rows per task (None: all).")

@@ -34,7 +34,8 @@ def per_example_grads(model: torch.nn.Module, batch: dict, loss_fn: Callable) ->
 
     torch.func: `grad` of the loss of one example (its tensors given a batch axis of 1) through
     `functional_call`, vectorised over the batch by `vmap`. The model's forward must be vmap-able
-    (no data-dependent Python control flow)."""
+    (no data-dependent Python control flow); a model whose `vmap_safe` is False gets a loop over the
+    examples instead."""
     from torch.func import functional_call, grad, vmap
 
     params = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
@@ -45,7 +46,13 @@ def per_example_grads(model: torch.nn.Module, batch: dict, loss_fn: Callable) ->
         one = {k: v.unsqueeze(0) for k, v in example.items()}                  # each (1, ...)
         return loss_fn(functional_call(model, (trained, frozen, buffers), (one,)), one)
 
-    return vmap(grad(loss_of_one), in_dims=(None, 0))(params, batch)
+    if getattr(model, "vmap_safe", True):
+        return vmap(grad(loss_of_one), in_dims=(None, 0))(params, batch)
+    # A forward that branches on its data (Hugging Face text models look at the attention mask to pick
+    # an attention kernel) cannot run under vmap: the same per-example gradients, one example at a time.
+    n = len(next(iter(batch.values())))
+    rows = [grad(loss_of_one)(params, {k: v[i] for k, v in batch.items()}) for i in range(n)]
+    return {name: torch.stack([r[name] for r in rows]) for name in params}
 
 
 def diagonal_fisher(model: torch.nn.Module, batches: Iterable[dict], loss_fn: Callable) -> dict:

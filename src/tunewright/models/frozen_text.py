@@ -1,4 +1,5 @@
-"""Frozen sentence features of a text backbone, for the drivers' text tasks (multitask/, continual/).
+"""Text tasks for the drivers (multitask/, continual/): frozen sentence features of a text backbone,
+or token ids for a live one.
 
 A MiniLM forward costs ~1 s per 32 texts on this CPU, so computing the features once lets a sequence
 of tasks or a multi-task run train in seconds.
@@ -49,14 +50,26 @@ def text_features(texts: list[str], model_name: str = "minilm", max_length: int 
     return feats
 
 
-def text_task(name: str, split: str, n, seed: int, model_name: str = "minilm", max_length: int = 128,
-              cache_dir=None) -> tuple[torch.Tensor, list[str], list[str]]:
-    """(features (n, H), labels as strings, sorted label names of the train split) of a stratified
-    subset of a packaged text dataset's `split`."""
+def text_subset(name: str, split: str, n, seed: int) -> tuple[list[str], list[str], list[str]]:
+    """(texts, labels as strings, sorted label names of the train split) of a stratified subset of a
+    packaged text dataset's `split`."""
     frames = get_dataset(name).load()
     names = sorted(set(frames["train"]["label"].astype(str)))
     frame = frames[split]
     labels = frame["label"].astype(str).tolist()
     idx = subset_indices(len(labels), labels, n, seed)[0]
-    feats = text_features([str(frame["text"].iloc[i]) for i in idx], model_name, max_length, cache_dir=cache_dir)
-    return feats, [labels[i] for i in idx], names
+    return [str(frame["text"].iloc[i]) for i in idx], [labels[i] for i in idx], names
+
+
+def text_task(name: str, split: str, n, seed: int, model_name: str = "minilm", max_length: int = 128,
+              cache_dir=None) -> tuple[torch.Tensor, list[str], list[str]]:
+    """(features (n, H), labels as strings, sorted label names of the train split) of `text_subset`."""
+    texts, labels, names = text_subset(name, split, n, seed)
+    return text_features(texts, model_name, max_length, cache_dir=cache_dir), labels, names
+
+
+def tokenized(tok, texts: list[str], max_length: int) -> dict:
+    """{"input_ids", "attention_mask"}: (N, max_length) each, padded to max_length so that every task's rows
+    stack into one tensor (a live encoder cuts each batch to its longest row)."""
+    enc = tok(list(texts), truncation=True, max_length=max_length, padding="max_length", return_tensors="pt")
+    return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}

@@ -19,8 +19,9 @@ from torch import nn
 
 from ..data.examples import Examples
 from ..data.splits import subset_indices
+from ..live_encoder import live_encoder
 from ..evaluate.predict import accuracy
-from ..models.frozen_text import text_task
+from ..models.frozen_text import text_subset, text_task, tokenized
 from ..training.fit_examples import fit_examples
 from ..training.phased import PhaseCheckpoints
 from ..zoo import mlp_trunk
@@ -54,46 +55,9 @@ class MultiTaskModel(nn.Module):
         return self.heads[t](h)                                       # (B, C_t)
 
 
-class BatchEncoder(nn.Module):
-    """A live `TaskModel` (any strategy / PEFT method applied) as the shared encoder: batch -> features (B, H)."""
-    takes_batch = True
-
-    def __init__(self, task_model: nn.Module):
-        super().__init__()
-        self.model, self.feature_dim = task_model, task_model.hidden_size
-
-    def forward(self, batch: dict) -> torch.Tensor:
-        # Rows are stored padded to data.max_length (one tensor per task); the batch is cut to its longest
-        # row, so a short batch does not pay for padding it masks anyway.
-        longest = int(batch["attention_mask"].sum(1).max())
-        return self.model.features({k: (v[:, :longest] if k in ("input_ids", "attention_mask") else v)
-                                    for k, v in batch.items()})
-
-
-def live_encoder(cfg) -> tuple[BatchEncoder, list]:
-    """`model.name` loaded, `strategy` and `method` applied as `tunewright train` does; (encoder, callbacks).
-
-    The plans' per-group LR multiples are not applied here (one LR for everything that trains)."""
-    from ..models import load_model
-    from ..peft import apply_method
-    from ..strategies import plan_strategy
-
-    model, _ = load_model(cfg, 2)
-    plans = [plan_strategy(model, cfg)]
-    plans.append(apply_method(model, cfg, plans[0]))
-    model.head = nn.Identity()                                   # the task heads live in MultiTaskModel
-    return BatchEncoder(model), [cb for p in plans for cb in p.callbacks]
-
-
-def tokenized(tok, texts: list[str], max_length: int) -> dict:
-    enc = tok(list(texts), truncation=True, max_length=max_length, padding="max_length", return_tensors="pt")
-    return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
-
-
 def load_task_data(cfg, cache_dir=None):
     """[(name, train Examples, test Examples, num_labels)] for `multitask.tasks`: frozen features
     (`multitask.cache_features`), or token ids padded to `data.max_length` for a live backbone."""
-    from ..assets.datasets import get_dataset
     from ..models import load_model
 
     mt, out = cfg.multitask, []
@@ -106,13 +70,8 @@ def load_task_data(cfg, cache_dir=None):
                                                  cfg.data.max_length, cache_dir)
                 cols = {"inputs": feats}
             else:
-                frames = get_dataset(name).load()
-                names = sorted(set(frames["train"]["label"].astype(str)))
-                frame = frames[split]
-                labels = frame["label"].astype(str).tolist()
-                idx = subset_indices(len(labels), labels, n, cfg.train.seed + t)[0]
-                labels = [str(frame["label"].iloc[i]) for i in idx]
-                cols = tokenized(tok, [str(frame["text"].iloc[i]) for i in idx], cfg.data.max_length)
+                texts, labels, names = text_subset(name, split, n, cfg.train.seed + t)
+                cols = tokenized(tok, texts, cfg.data.max_length)
             y = torch.tensor([names.index(v) for v in labels])
             parts.append(Examples(**cols, labels=y, task=torch.full((len(y),), t)))
         if mt.task_train_sizes:
@@ -137,7 +96,8 @@ def train_multitask(cfg, data, tasks: Optional[list[int]] = None, sampling: Opti
     if "inputs" in data[0][1].columns:                           # cached features: a trainable trunk on top
         encoder, callbacks = mlp_trunk(in_features=data[0][1].columns["inputs"].shape[1]), []
     else:
-        encoder, callbacks = live_encoder(cfg)
+        live = live_encoder(cfg)
+        encoder, callbacks = live.encoder, live.callbacks
     model = MultiTaskModel(encoder, [d[3] for d in data], mt.adapter_dim if task_adapters else None,
                            cfg.adapter.activation, cfg.adapter.kind, cfg.adapter.target_modules)
     train = [data[t][1] for t in tasks]

@@ -30,7 +30,8 @@ def test_multitask_runs_every_option_and_reports_transfer():
 
 
 def test_live_backbone_with_a_peft_method_trains_only_its_parameters():
-    from tunewright.multitask.driver import live_encoder, tokenized
+    from tunewright.live_encoder import live_encoder
+    from tunewright.models.frozen_text import tokenized
     from tunewright.models import load_model
     cfg = config_from_dict({"model": {"name": "tiny-bert"}, "method": "lora", "data": {"max_length": 8},
                             "train": {"epochs": 1, "batch_size": 4, "lr": 1e-2}})
@@ -42,7 +43,7 @@ def test_live_backbone_with_a_peft_method_trains_only_its_parameters():
         y = torch.tensor([i % 2 for i in range(8)])
         ex = Examples(**cols, labels=y, task=torch.full((8,), t))
         data.append((f"t{t}", ex, ex, 2))
-    enc, _ = live_encoder(cfg)
+    enc = live_encoder(cfg).encoder
     trainable = [n for n, p in enc.named_parameters() if p.requires_grad]
     assert trainable and all("lora" in n for n in trainable), trainable
     out = train_multitask(cfg, data, sampling="round_robin")
@@ -70,10 +71,11 @@ def test_task_adapters_live_inside_the_backbone_and_only_the_batch_task_s_adapte
 
 
 def test_live_backbone_gets_its_task_adapters_in_the_transformer_layers():
-    from tunewright.multitask.driver import MultiTaskModel, live_encoder
+    from tunewright.live_encoder import live_encoder
+    from tunewright.multitask.driver import MultiTaskModel
     from tunewright.peft.layers import AdapterLayer
     cfg = config_from_dict({"model": {"name": "tiny-bert"}, "method": "lora", "data": {"max_length": 8}})
-    enc, _ = live_encoder(cfg)
+    enc = live_encoder(cfg).encoder
     model = MultiTaskModel(enc, [2, 2], adapter_dim=4)
     paths = sorted(n for n, m in enc.model.backbone.named_modules() if isinstance(m, AdapterLayer))
     assert paths and all(p.endswith(("attention.output.dense", "output.dense")) for p in paths), paths
