@@ -2,14 +2,15 @@
 
     python benchmarks/bench_beyond.py                  # every part, then the doc
     python benchmarks/bench_beyond.py --part meta      # one part: domain, multitask, multitask-live,
-                                                       # continual-text, continual-fashion, meta
+                                                       # continual-text, continual-fashion, continual-effnet,
+                                                       # continual-text-live, meta, meta-curve
     python benchmarks/bench_beyond.py --doc            # rewrite docs/beyond.md from the saved JSON
 
 Each part writes benchmarks/results/beyond/<part>.json with its wall time; the doc is built from those
 files only, and every table in it is printed under the command that reproduces it. Sizes are cut so
 that the whole script fits a 2-core CPU; they are stated next to each table. The meta-learning part
-(_beyond_meta.py) and the live multi-task part (_beyond_multitask.py) keep their protocol in their
-own module.
+(_beyond_meta.py), the live multi-task part (_beyond_multitask.py) and the continual parts
+(_beyond_continual.py) keep their protocol in their own module.
 """
 from __future__ import annotations
 
@@ -24,11 +25,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+import _beyond_continual  # noqa: E402  (continual learning, 3 seeds, live pretrained backbones)
 import _beyond_meta  # noqa: E402  (the meta-learning part, its protocol and its table)
 import _beyond_multitask  # noqa: E402  (multi-task on live MiniLM + LoRA, 3 seeds)
 OUT = ROOT / "benchmarks" / "results" / "beyond"
 CACHE = ROOT / "runs" / "feature_cache"
-PARTS = ("domain", "multitask", "multitask-live", "continual-text", "continual-fashion", "meta", "meta-curve")
+PARTS = ("domain", "multitask", "multitask-live", "continual-text", "continual-fashion", "continual-effnet",
+         "continual-text-live", "meta", "meta-curve")
 
 
 def cfg_of(d: dict):
@@ -78,35 +81,22 @@ def part_multitask() -> dict:
     return {"single": single, "rows": rows, "sizes": sizes, "settings": MULTITASK}
 
 
-CL_TEXT = {"train": {"epochs": 5, "batch_size": 32, "lr": 1e-3, "seed": 42},
-           "continual": {"benchmark": "text", "scenario": "task", "train_per_task": 600, "test_per_task": 400,
-                         "ewc_lambda": 1000.0, "buffer_size": 200, "replay_batch": 16}}
-CL_FASHION = {"train": {"epochs": 2, "batch_size": 32, "lr": 1e-3}, "model": {"name": "tunewright.zoo:small_cnn"},
-              "continual": {"benchmark": "split-fashion-mnist", "train_per_task": 600, "test_per_task": 400,
-                            "ewc_lambda": 5000.0, "buffer_size": 200, "replay_batch": 32}}
-
-
-def _continual(settings: dict, scenarios) -> dict:
-    from tunewright.continual.driver import load_tasks, run_sequence
-    from tunewright.continual.methods import METHODS     # every declared method, in declaration order
-    out = {"settings": settings, "rows": []}
-    for scenario in scenarios:
-        cfg = cfg_of({**settings, "continual": {**settings["continual"], "scenario": scenario}})
-        loaded = load_tasks(cfg, CACHE)
-        out["sizes"] = [[len(a), len(b)] for a, b in loaded[0]]
-        for m in METHODS:
-            r = run_sequence(cfg, m, loaded)
-            out["rows"].append(r)
-            print({k: r[k] for k in ("method", "scenario", "acc", "bwt", "fwt", "seconds")}, flush=True)
-    return out
-
-
 def part_continual_text() -> dict:
-    return _continual(CL_TEXT, ["task", "class"])
+    return _beyond_continual.run_continual(cfg_of, CACHE, _beyond_continual.CL_TEXT)
 
 
 def part_continual_fashion() -> dict:
-    return _continual(CL_FASHION, ["class", "task"])
+    return _beyond_continual.run_continual(cfg_of, CACHE, _beyond_continual.CL_FASHION)
+
+
+def part_continual_effnet() -> dict:
+    return _beyond_continual.run_continual(cfg_of, CACHE, _beyond_continual.CL_EFFNET,
+                                           methods=_beyond_continual.LIVE_METHODS)
+
+
+def part_continual_text_live() -> dict:
+    return _beyond_continual.run_continual(cfg_of, CACHE, _beyond_continual.CL_TEXT_LIVE,
+                                           methods=_beyond_continual.LIVE_METHODS)
 
 
 def part_multitask_live() -> dict:
@@ -146,18 +136,6 @@ def table_multitask(r) -> str:
     return head + "\n".join(lines) + "\n"
 
 
-def table_continual(r) -> str:
-    head = "| scenario | method | avg accuracy (ACC) | backward transfer (BWT) | forward transfer (FWT) | seconds |\n"
-    head += "|---|---|---:|---:|---:|---:|\n"
-    seen, rows = set(), []
-    for x in r["rows"]:              # adapters always run task-incremental: keep its first row only
-        if (x["scenario"], x["method"]) not in seen:
-            seen.add((x["scenario"], x["method"]))
-            rows.append(x)
-    return head + "\n".join(f"| {x['scenario']} | {x['method']} | {x['acc']:.3f} | {x['bwt']:+.3f} | {x['fwt']:+.3f} | "
-                            f"{x['seconds']} |" for x in rows) + "\n"
-
-
 def table_domain(r) -> str:
     head = ("| method | alignment weight | target accuracy (MNIST, held-out half) | source accuracy (digits, train) "
             "| domain shift MMD², untrained network | domain shift MMD², after training |\n"
@@ -177,8 +155,14 @@ def write_doc() -> None:
     spec = [("multitask", "Multi-task: Reuters-R8, 20 Newsgroups, drug reviews on MiniLM", table_multitask),
             ("multitask-live", "Multi-task on a fine-tuned backbone: MiniLM + one shared LoRA, a head per task, "
              "3 seeds", _beyond_multitask.table_multitask_live),
-            ("continual-fashion", "Continual: split Fashion-MNIST, 5 tasks of 2 classes, small CNN", table_continual),
-            ("continual-text", "Continual: text sequence R8 → 20 Newsgroups → drug reviews on MiniLM", table_continual),
+            ("continual-effnet", "Continual on a pretrained backbone: EfficientNet-Lite0 fine-tuned on split "
+             "Fashion-MNIST, 3 seeds", _beyond_continual.table_continual),
+            ("continual-text-live", "Continual on a pretrained backbone: MiniLM + LoRA on R8 → 20 Newsgroups → drug "
+             "reviews, 3 seeds", _beyond_continual.table_continual),
+            ("continual-fashion", "Continual: split Fashion-MNIST, 5 tasks of 2 classes, small CNN",
+             _beyond_continual.table_continual),
+            ("continual-text", "Continual: text sequence R8 → 20 Newsgroups → drug reviews on frozen MiniLM features",
+             _beyond_continual.table_continual),
             ("meta", "Meta-learning: Reuters-R52 topics, frozen MiniLM + trainable trunk, 600 test episodes",
              _beyond_meta.table_meta),
             ("domain", "Domain adaptation: sklearn digits → MNIST, small CNN", table_domain)]

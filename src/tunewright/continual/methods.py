@@ -23,7 +23,7 @@ import torch
 
 from ..config import declared
 from ..data.examples import stack_collate
-from ..peft.task_adapters import is_task_adapter_param, train_only_task
+from ..peft.task_adapters import train_only_task
 from ..training.fit_examples import cross_entropy
 from .core import Reservoir, diagonal_fisher, ewc_penalty, lwf_loss, online_fisher
 
@@ -198,9 +198,11 @@ class TaskAdapters:
 def freeze_for_task(model, t: int) -> list[str]:
     """Task t trains its own adapter and the head (whose rows of other tasks' classes get exactly zero
     gradient, being masked); the shared backbone (`driver.ContinualModel.backbone`) trains on task 0
-    only. Every other task's adapter is frozen. Returns the names that train."""
+    only, and there only the parameters that trained when it was built (`shared_trainable`: all of a
+    plain network, the LoRA weights of a LoRA backbone). Every other task's adapter is frozen. Returns
+    the names that train."""
     def also(n: str) -> bool:
-        return n.startswith("head.") or (t == 0 and n.startswith("backbone.") and not is_task_adapter_param(n))
+        return n.startswith("head.") or (t == 0 and n in model.shared_trainable)
     return train_only_task(model, t, also)
 
 

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config.schema import eval_batch_size
 from ..data.examples import Examples
 from ..data.splits import subset_indices
 from ..live_encoder import live_encoder
@@ -119,7 +120,7 @@ def train_multitask(cfg, data, tasks: Optional[list[int]] = None, sampling: Opti
                          callbacks=callbacks + (log.callbacks(phase) if log else []),
                          epoch_batches=multitask_batches(offsets, sizes, sampling, mt.temperature),
                          checkpoints=checkpoints, resume_from=resume_from)
-    result = {data[t][0]: accuracy(model, data[t][2]) for t in tasks}
+    result = {data[t][0]: accuracy(model, data[t][2], eval_batch_size(cfg.train)) for t in tasks}
     if log:
         log.log({"split": "test", "phase": phase, **{f"acc/{k}": v for k, v in result.items()}})
     result["seconds"], result["steps"] = round(time.perf_counter() - t0, 1), state.step

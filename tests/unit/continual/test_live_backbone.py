@@ -48,19 +48,33 @@ def test_live_text_backbone_runs_every_method_and_adapters_keep_earlier_tasks_ex
 
 
 def test_live_text_backbone_trains_only_lora_and_the_head():
-    cfg = _text_cfg("naive")
-    seen = []
+    # naive: LoRA and the head on every task. adapters: LoRA, task 0's adapters and the head on task 0 (never
+    # the pretrained weights under LoRA), then only task t's adapters and the head.
+    from tunewright.continual.methods import TaskAdapters
+    seen = {}
 
     class Spy:
         name, needs_task_id, adapter_dim = "spy", False, None
 
         def on_task_start(self, model, t):
-            seen.append({n for n, p in model.named_parameters() if p.requires_grad})
+            seen["naive", t] = {n for n, p in model.named_parameters() if p.requires_grad}
 
+    class AdapterSpy(TaskAdapters):
+        def on_task_start(self, model, t):
+            super().on_task_start(model, t)
+            seen["adapters", t] = {n for n, p in model.named_parameters() if p.requires_grad}
+
+    cfg = _text_cfg("naive")
     run_sequence(cfg, Spy(), loaded=_text_tasks(cfg))
-    names = seen[0]
-    assert names and all("lora_" in n or n.startswith("head.") for n in names), names
-    assert any(n.startswith("head.") for n in names) and any("lora_" in n for n in names)
+    run_sequence(cfg, AdapterSpy(4), loaded=_text_tasks(cfg))
+    for t in (0, 1):
+        names = seen["naive", t]
+        assert all("lora_" in n or n.startswith("head.") for n in names), names
+        assert any(n.startswith("head.") for n in names) and any("lora_" in n for n in names)
+    first, second = seen["adapters", 0], seen["adapters", 1]
+    assert all("lora_" in n or ".adapter.task0." in n or n.startswith("head.") for n in first), first
+    assert any("lora_" in n for n in first) and any(".adapter.task0." in n for n in first)
+    assert second and all(".adapter.task1." in n or n.startswith("head.") for n in second), second
 
 
 def test_per_example_gradients_without_vmap_match_vmap():
