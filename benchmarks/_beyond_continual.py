@@ -65,26 +65,40 @@ def run_continual(cfg_of, cache, settings: dict, scenarios=("class", "task"), me
     return out
 
 
-def _ms(values, sign: str = "") -> str:
+def _ms(values, sign: str = "", digits: int = 3) -> str:
+    """mean ± sd (one value: itself)."""
     if len(values) < 2:
-        return f"{values[0]:{sign}.3f}"
-    return f"{statistics.mean(values):{sign}.3f} ± {statistics.stdev(values):.3f}"
+        return f"{values[0]:{sign}.{digits}f}"
+    return f"{statistics.mean(values):{sign}.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def by_seed(rows, key) -> dict:
+    """{key(row): {seed: row}}, in the rows' order."""
+    groups: dict = {}
+    for x in rows:
+        groups.setdefault(key(x), {})[x.get("seed", 0)] = x
+    return groups
+
+
+def paired_cell(runs: dict, reference: dict, metric: str, is_reference: bool) -> str:
+    """mean ± sd of runs[s][metric] - reference[s][metric] over the seeds both have."""
+    if is_reference:
+        return "(reference)"
+    diff = [x[metric] - reference[s][metric] for s, x in runs.items() if s in reference]
+    return _ms(diff, "+") if diff else "-"
 
 
 def table_continual(r) -> str:
     """Mean ± sd over seeds per (scenario, method); forgetting avoided is paired with naive on each seed."""
-    groups: dict[tuple, dict] = {}
-    for x in r["rows"]:
-        groups.setdefault((x["scenario"], x["method"]), {})[x.get("seed", 0)] = x
+    groups = by_seed(r["rows"], lambda x: (x["scenario"], x["method"]))
     head = ("| scenario | method | avg accuracy (ACC) | backward transfer (BWT) | forgetting avoided (BWT − naive's) | "
             "forward transfer (FWT) | seconds per run |\n|---|---|---:|---:|---:|---:|---:|\n")
     lines = []
-    for (scenario, method), by_seed in groups.items():
-        naive = groups.get((scenario, "naive"), {})
-        runs = list(by_seed.values())
-        avoided = [x["bwt"] - naive[s]["bwt"] for s, x in by_seed.items() if s in naive]
+    for (scenario, method), seeds in groups.items():
+        runs = list(seeds.values())
+        avoided = paired_cell(seeds, groups.get((scenario, "naive"), {}), "bwt", method == "naive")
         lines.append(f"| {scenario} | {method} | {_ms([x['acc'] for x in runs])} | {_ms([x['bwt'] for x in runs], '+')} "
-                     f"| {_ms(avoided, '+') if avoided else '-'} | {_ms([x['fwt'] for x in runs], '+')} | "
+                     f"| {avoided} | {_ms([x['fwt'] for x in runs], '+')} | "
                      f"{statistics.mean(x['seconds'] for x in runs):.1f} |")
     n = len(r.get("seeds", [0]))
     note = (f"\nMean ± sd over seeds {r['seeds']} (the data drawn once)." if n > 1 else "\nOne seed.")

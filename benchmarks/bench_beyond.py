@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -50,13 +51,17 @@ DOMAIN_WEIGHTS = {"source_only": [0.0], "dann": [0.1, 0.3, 1.0], "coral": [10.0,
 
 
 def part_domain() -> dict:
+    """Every method and weight on seeds 0, 1, 2 (the seed also draws which half of MNIST is unlabeled)."""
     from tunewright.domain.driver import adapt_domain
     rows = []
-    for method, weights in DOMAIN_WEIGHTS.items():
-        for w in weights:
-            rows.append({**adapt_domain(cfg_of({**DOMAIN, "domain": {"method": method, "weight": w}})), "weight": w})
-            print(rows[-1], flush=True)
-    return {"rows": rows, "settings": {**DOMAIN, "weights": DOMAIN_WEIGHTS}}
+    for seed in _beyond_continual.SEEDS:
+        for method, weights in DOMAIN_WEIGHTS.items():
+            for w in weights:
+                cfg = cfg_of({**DOMAIN, "train": {**DOMAIN["train"], "seed": seed},
+                              "domain": {"method": method, "weight": w}})
+                rows.append({**adapt_domain(cfg), "weight": w, "seed": seed})
+                print(rows[-1], flush=True)
+    return {"rows": rows, "seeds": list(_beyond_continual.SEEDS), "settings": {**DOMAIN, "weights": DOMAIN_WEIGHTS}}
 
 
 MULTITASK = {"train": {"epochs": 10, "batch_size": 32, "lr": 1e-3, "seed": 42},
@@ -66,19 +71,26 @@ MT_VARIANTS = [("proportional", "fixed", False), ("temperature", "fixed", False)
 
 
 def part_multitask() -> dict:
+    """Every variant and the single-task runs on seeds 0, 1, 2; the data (and their cached features) are drawn
+    once, with seed 42."""
+    import dataclasses
     from tunewright.multitask.driver import load_task_data, train_multitask
-    cfg = cfg_of(MULTITASK)
-    data = load_task_data(cfg, CACHE)
-    single = {}
-    for t, (name, *_rest) in enumerate(data):
-        single[name] = train_multitask(cfg, data, tasks=[t])[name]
-    rows = []
-    for sampling, weighting, adapters in MT_VARIANTS:
-        r = train_multitask(cfg, data, sampling=sampling, weighting=weighting, task_adapters=adapters)
-        rows.append({"sampling": sampling, "weighting": weighting, "task_adapters": adapters, **r})
-        print(rows[-1], flush=True)
+    base = cfg_of(MULTITASK)
+    data = load_task_data(base, CACHE)
+    runs = []
+    for seed in _beyond_continual.SEEDS:
+        cfg = dataclasses.replace(base, train=dataclasses.replace(base.train, seed=seed))
+        alone = {name: train_multitask(cfg, data, tasks=[t]) for t, (name, *_rest) in enumerate(data)}
+        single = {name: r[name] for name, r in alone.items()}
+        rows = []
+        for sampling, weighting, adapters in MT_VARIANTS:
+            r = train_multitask(cfg, data, sampling=sampling, weighting=weighting, task_adapters=adapters)
+            rows.append({"sampling": sampling, "weighting": weighting, "task_adapters": adapters, **r})
+            print({"seed": seed, **rows[-1]}, flush=True)
+        runs.append({"seed": seed, "single": single, "single_seconds": {n: r["seconds"] for n, r in alone.items()},
+                     "rows": rows})
     sizes = {name: [len(tr), len(te), k] for name, tr, te, k in data}
-    return {"single": single, "rows": rows, "sizes": sizes, "settings": MULTITASK}
+    return {"runs": runs, "seeds": list(_beyond_continual.SEEDS), "sizes": sizes, "settings": MULTITASK}
 
 
 def part_continual_text() -> dict:
@@ -123,26 +135,42 @@ def _cmd(part):
 
 
 def table_multitask(r) -> str:
-    names = list(r["single"])
-    head = "| sampling | loss weighting | per-task adapters | " + " | ".join(names) + " | mean |\n"
-    head += "|---|---|---|" + "---:|" * (len(names) + 1) + "\n"
-    s = sum(r["single"].values()) / len(names)
-    lines = [f"| single-task (each alone) | - | - | " + " | ".join(f"{r['single'][n]:.3f}" for n in names)
-             + f" | {s:.3f} |"]
-    for row in r["rows"]:
-        m = sum(row[n] for n in names) / len(names)
+    """Mean ± sd over seeds; in brackets multi-task minus single-task, paired on each seed."""
+    ms = _beyond_continual._ms
+    runs = r["runs"]
+    names = list(runs[0]["single"])
+    head = "| sampling | loss weighting | per-task adapters | " + " | ".join(names) + " | mean | seconds per seed |\n"
+    head += "|---|---|---|" + "---:|" * (len(names) + 2) + "\n"
+    single_s = statistics.mean(sum(x["single_seconds"].values()) for x in runs)
+    lines = [f"| single-task (each alone) | - | - | " + " | ".join(ms([x["single"][n] for x in runs]) for n in names)
+             + f" | {ms([sum(x['single'].values()) / len(names) for x in runs])} | {single_s:.1f} |"]
+    for i, row in enumerate(runs[0]["rows"]):
+        per_seed = [x["rows"][i] for x in runs]
+        cells = [f"{ms([y[n] for y in per_seed])} ({ms([y[n] - x['single'][n] for y, x in zip(per_seed, runs)], '+')})"
+                 for n in names]
+        mean = ms([sum(y[n] for n in names) / len(names) for y in per_seed])
         lines.append(f"| {row['sampling']} | {row['weighting']} | {'yes' if row['task_adapters'] else 'no'} | "
-                     + " | ".join(f"{row[n]:.3f} ({row[n] - r['single'][n]:+.3f})" for n in names) + f" | {m:.3f} |")
-    return head + "\n".join(lines) + "\n"
+                     + " | ".join(cells) + f" | {mean} | {statistics.mean(y['seconds'] for y in per_seed):.1f} |")
+    return head + "\n".join(lines) + f"\n\nMean ± sd over seeds {r['seeds']} (the data drawn once).\n"
 
 
 def table_domain(r) -> str:
-    head = ("| method | alignment weight | target accuracy (MNIST, held-out half) | source accuracy (digits, train) "
-            "| domain shift MMD², untrained network | domain shift MMD², after training |\n"
-            "|---|---:|---:|---:|---:|---:|\n")
-    lines = [f"| {x['method']} | {x.get('weight', '?')} | {x['target_acc']:.3f} | {x['source_acc']:.3f} | "
-             f"{x['shift_init']:.4f} | {x['shift_after']:.4f} |" for x in r["rows"]]
-    return head + "\n".join(lines) + "\n"
+    """Mean ± sd over seeds per (method, weight); the gain over source-only training is paired by seed."""
+    ms = _beyond_continual._ms
+    groups = _beyond_continual.by_seed(r["rows"], lambda x: (x["method"], x.get("weight")))
+    head = ("| method | alignment weight | target accuracy (MNIST, held-out half) | gain over source-only "
+            "| source accuracy (digits, train) | domain shift MMD², untrained network | domain shift MMD², after "
+            "training | training seconds |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+    lines = []
+    for (method, w), seeds in groups.items():
+        runs = list(seeds.values())
+        gain = _beyond_continual.paired_cell(seeds, groups.get(("source_only", 0.0), {}), "target_acc",
+                                             method == "source_only")
+        lines.append(f"| {method} | {w} | {ms([x['target_acc'] for x in runs])} | {gain} | "
+                     f"{ms([x['source_acc'] for x in runs])} | {ms([x['shift_init'] for x in runs], digits=4)} | "
+                     f"{ms([x['shift_after'] for x in runs], digits=4)} | {statistics.mean(x['seconds'] for x in runs):.1f} |")
+    seeds = r.get("seeds", [0])
+    return head + "\n".join(lines) + (f"\n\nMean ± sd over seeds {seeds}.\n" if len(seeds) > 1 else "\n")
 
 
 def write_doc() -> None:

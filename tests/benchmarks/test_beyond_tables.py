@@ -33,3 +33,20 @@ def test_forgetting_avoided_is_paired_by_seed_and_rows_keep_their_order():
     assert replay[4] == "+0.450 ± 0.212", replay
     assert replay[2] == "0.650 ± 0.071"
     assert lines[2].split(" | ")[4] == "-"            # no naive row in the task scenario: nothing to pair with
+
+
+def test_live_continual_recipes_are_the_benchmark_settings():
+    import pytest
+    from tunewright.config import load_config, to_dict
+    from tunewright.config.load import config_from_dict
+    bench = _module()
+    repo = BENCH.parent
+    for recipe, settings in (("continual_effnet_split_fashion.yaml", bench.CL_EFFNET),
+                             ("continual_text_lora.yaml", bench.CL_TEXT_LIVE)):
+        got = to_dict(load_config(repo / "configs" / recipe))
+        want = to_dict(config_from_dict({**settings, "continual": {**settings["continual"], "scenario": "class"}}))
+        for d in (got, want):
+            d.pop("run_name"), d.pop("output_dir")
+        if got != want:
+            diff = {k: (got[k], want[k]) for k in got if got[k] != want[k]}
+            pytest.fail(f"{recipe} differs from the benchmark's settings: {diff}")
