@@ -1,9 +1,10 @@
 """The deployment table of docs/deploy.md: bench-infer on an R8 LoRA run, and an HTTP load test.
 
-    python benchmarks/bench_deploy.py [--run runs_bench/r8_lora_short] [--requests 2000] [--clients 8]
+    python benchmarks/bench_deploy.py [--run runs_bench/r8_lora_short] [--requests 2000] [--clients 8] [--repeats 3]
 
 1. Trains a shortened R8 LoRA run if --run does not exist (configs/r8_lora.yaml with the overrides in SHORT).
-2. `bench_infer`: PyTorch with the adapter, merged, the base, ONNX fp32 and int8 (each in its own process).
+2. `export_onnx` afresh, then `bench_infer`: PyTorch with the adapter, merged, the base, ONNX fp32 and int8 (each
+   in its own process), in --repeats rounds: medians, and throughput ratios to torch merged within each round.
 3. Load test over real HTTP on loopback: `tunewright serve` with the run loaded under 3 adapter names (3 adapters
    on one base; they hold the same weights, the server treats them as 3 adapters), N requests of one text each from
    C concurrent clients across the 3 adapters, bounded by --max-seconds; then the same against a naive FastAPI
@@ -150,6 +151,7 @@ def main() -> None:
     p.add_argument("--max-seconds", type=float, default=300)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--test-subset", type=int, default=300)
+    p.add_argument("--repeats", type=int, default=3, help="bench-infer rounds (medians, ratios within a round)")
     p.add_argument("--skip-infer", action="store_true")
     p.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "deploy.json"))
     p.add_argument("--naive-server")
@@ -168,7 +170,10 @@ def main() -> None:
     result = {"cpu": cpu_model(), "uptime_before": uptime(), "run": str(run), "train_overrides": SHORT,
               "python": platform.python_version()}
     if not args.skip_infer:
-        result["infer"] = bench_infer(run, threads=args.threads, test_subset=args.test_subset)
+        from tunewright.deploy.onnx_export import export_onnx
+        export = export_onnx(run, quantize="int8")   # always afresh: the table measures today's exporter
+        result["export"] = {k: export[k] for k in ("exporter", "opset", "fused_ops", "export") if k in export}
+        result["infer"] = bench_infer(run, threads=args.threads, test_subset=args.test_subset, repeats=args.repeats)
         print(table(result["infer"]))
     from tunewright.config import load_config
     from tunewright.data import read_data

@@ -1,4 +1,4 @@
-"""tunewright bench-infer RUN_DIR [--threads 2] [--test-subset N] [--output table.json]
+"""tunewright bench-infer RUN_DIR [--threads 2] [--repeats R] [--test-subset N] [--output table.json]
 
 PyTorch with the adapter, PyTorch merged, the base without the adapter, ONNX fp32 and ONNX int8, each in a process
 of its own: p50/p95 latency at batch 1, throughput at batch 32, peak RSS, size on disk, test accuracy
@@ -23,6 +23,8 @@ def add_parser(sub) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--n-single", type=int, default=50, help="Batch-1 calls timed (p50/p95 over them).")
     p.add_argument("--n-batches", type=int, default=4, help="Batches of 32 timed for the throughput.")
+    p.add_argument("--repeats", type=int, default=1, help="Rounds over the variants (alternating order); the "
+                   "table gives each timing's median and the throughput ratio to torch_merged within a round.")
     p.add_argument("--test-subset", type=int, help="Measure accuracy on the first N test rows only.")
     p.add_argument("--output", help="Also write the rows as JSON here.")
     p.set_defaults(func=run)
@@ -33,7 +35,7 @@ def run(args) -> int:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from ..deploy.bench import bench_infer, table
     rows = bench_infer(args.run_dir, args.export_dir, args.variants, args.threads, args.n_single, args.n_batches,
-                       args.test_subset)
+                       args.test_subset, args.repeats)
     print(table(rows))
     if args.output:
         with open(args.output, "w") as f:

@@ -158,36 +158,63 @@ def measure_variant(run_dir, variant: str, inputs, export_dir=None, threads: int
 
 
 def bench_infer(run_dir, export_dir=None, variants=VARIANTS, threads: int = 2, n_single: int = 50,
-                n_batches: int = 4, test_subset: int | None = None) -> list[dict]:
-    """Every variant in a child process of its own; exports the ONNX graphs first when they are missing."""
+                n_batches: int = 4, test_subset: int | None = None, repeats: int = 1) -> list[dict]:
+    """Every variant in a child process of its own; exports the ONNX graphs first when they are missing.
+    `repeats` > 1 measures the variants in that many rounds, every other round in reverse order, and reports each
+    timing's median over the rounds: a shared CPU drifts by 20-30% between minutes, which one round cannot tell
+    from a difference between variants."""
     import tempfile
     run_dir = Path(run_dir)
     export_dir = Path(export_dir or run_dir / "export" / "onnx")
     if any(v.startswith("onnx") for v in variants) and not (export_dir / "model.int8.onnx").is_file():
         from .onnx_export import export_onnx
         export_onnx(run_dir, export_dir, quantize="int8", evaluate=False)
-    rows = []
+    variants = list(dict.fromkeys(variants))
+    order = [v for r in range(repeats) for v in (variants if r % 2 == 0 else variants[::-1])]
+    rounds: dict[str, list[dict]] = {v: [] for v in variants}
     with tempfile.TemporaryDirectory() as tmp:
         inputs = Path(tmp) / "inputs.npz"
         print(f"collating the inputs once ({inputs.name}) ...", file=sys.stderr, flush=True)
         prepare_inputs(run_dir, inputs, n_single, n_batches, test_subset)
-        for i, v in enumerate(variants):
-            print(f"[{i + 1}/{len(variants)}] {v} ...", file=sys.stderr, flush=True)
+        for i, v in enumerate(order):
+            print(f"[{i + 1}/{len(order)}] {v} ...", file=sys.stderr, flush=True)
             args = json.dumps({"run_dir": str(run_dir), "variant": v, "inputs": str(inputs),
                                "export_dir": str(export_dir), "threads": threads})
             proc = subprocess.run([sys.executable, "-m", "tunewright.deploy.bench", args], capture_output=True,
                                   text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
             if proc.returncode != 0:
                 raise RuntimeError(f"bench-infer {v} failed:\n{proc.stderr[-3000:]}")
-            rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            rounds[v].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return combine_rounds(rounds)
+
+
+def combine_rounds(rounds: dict[str, list[dict]], reference: str = "torch_merged") -> list[dict]:
+    """One row per variant: the median of each timing over the rounds, the largest peak RSS, and, where the
+    reference ran, `vs_torch_b32`: the median over rounds of this variant's batch-32 throughput divided by the
+    reference's in the same round (a ratio within a round cancels the drift between rounds)."""
+    rows = []
+    for v, rs in rounds.items():
+        row = dict(rs[0])
+        for k in ("p50_ms_b1", "p95_ms_b1", "throughput_b32"):
+            row[k] = round(float(np.median([r[k] for r in rs])), 3)
+        row.update(peak_rss_mb=max(r["peak_rss_mb"] for r in rs), rounds=len(rs),
+                   throughput_b32_rounds=[r["throughput_b32"] for r in rs])
+        if reference in rounds:
+            ratios = [r["throughput_b32"] / ref["throughput_b32"] for r, ref in zip(rs, rounds[reference])]
+            row["vs_torch_b32"] = round(float(np.median(ratios)), 3)
+        rows.append(row)
     return rows
 
 
 def table(rows: list[dict]) -> str:
-    head = ("| variant | p50 ms (b=1) | p95 ms (b=1) | samples/s (b=32) | peak RSS MB | size MB | test accuracy |\n"
-            "|---|---:|---:|---:|---:|---:|---:|")
+    """The markdown table; with a `vs_torch_b32` column where torch_merged was measured (combine_rounds)."""
+    ratio = all("vs_torch_b32" in r for r in rows)
+    head = ("| variant | p50 ms (b=1) | p95 ms (b=1) | samples/s (b=32) |" + (" x torch merged (b=32) |" if ratio else "")
+            + " peak RSS MB | size MB | test accuracy |\n|---|---:|---:|---:|" + ("---:|" if ratio else "")
+            + "---:|---:|---:|")
     body = [f"| {r['variant']} | {r['p50_ms_b1']:.1f} | {r['p95_ms_b1']:.1f} | {r['throughput_b32']:.1f} | "
-            f"{r['peak_rss_mb']:.0f} | {r['size_mb']:.1f} | {100 * r['accuracy']:.2f}% |" for r in rows]
+            + (f"{r['vs_torch_b32']:.2f}x | " if ratio else "")
+            + f"{r['peak_rss_mb']:.0f} | {r['size_mb']:.1f} | {100 * r['accuracy']:.2f}% |" for r in rows]
     return "\n".join([head, *body])
 
 

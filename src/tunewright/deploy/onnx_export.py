@@ -2,14 +2,17 @@
 
     out/model.onnx          fp32; inputs input_ids, attention_mask (B, T) int64  | pixel_values (B, 3, S, S) float32
                             output logits (B, C); batch and sequence axes are dynamic
-    out/model.int8.onnx     with --quantize int8: onnxruntime's dynamic quantization of MatMul/Gemm weights
+    out/model.int8.onnx     with --quantize int8: onnxruntime's dynamic quantization of MatMul/Gemm/Attention
     out/tokenizer.json ...  the run's tokenizer files (text), so a client tokenizes exactly as training did
     out/labels.json         the label names, index = logit column
     out/deploy.json         task, inputs, max_length, pad id, image preprocessing, and the self-check figures
 
-The graph is traced with `torch.onnx.export(..., dynamo=True)` (torch.export, then onnxscript) from a small
-wrapper whose forward is the TaskModel's: backbone, pooling and head are all in it. A PEFT run is merged first
-(`tunewright.peft.merged_model`), so the graph is a plain model at the base model's cost.
+The graph is traced from a small wrapper whose forward is the TaskModel's: backbone, pooling and head are all
+in it. A PEFT run is merged first (`tunewright.peft.merged_model`), so the graph is a plain model at the base
+model's cost. The tracer is `torch.onnx.export(..., dynamo=True)` (torch.export, then onnxscript), except for
+BERT-family encoders under the default `exporter="auto"`: those are traced with the TorchScript exporter and fused
+by onnxruntime's transformer optimizer, because only that graph gets onnxruntime's fused Attention kernels
+(onnx_fuse.py has the measurements).
 
 Before it returns, the export checks itself: onnxruntime's logits against PyTorch's on a batch of the run's
 validation data; the largest absolute difference is printed, and a difference above the tolerance is an
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -31,6 +35,7 @@ from ..errors import ConfigError, MethodError, TunewrightError
 
 FP32, INT8 = "model.onnx", "model.int8.onnx"
 DEPLOY_META, LABELS = "deploy.json", "labels.json"
+EXPORTERS = ("auto", "dynamo")
 OPSET = 18
 # Largest |onnxruntime - torch| logit difference accepted: fp32 differs by kernel rounding only (~1e-5); int8
 # quantizes every matmul's weights and activations, so its bound scales with the logits' magnitude.
@@ -109,17 +114,50 @@ def trace(model, batch: dict, path: Path) -> None:
 
 
 def quantize_int8(src: Path, dst: Path) -> None:
-    """Dynamic int8 (weights per output channel, activations per batch) on MatMul and Gemm only: onnxruntime's
-    CPU provider lacks ConvInteger kernels for several cases, so convolutions stay fp32. Per-channel weight scales
-    halved the logit error against per-tensor ones on the tiny test model (0.22 vs 0.42). onnxruntime's shape
-    pre-processing (quant_pre_process) changed nothing here, and its symbolic pass fails on the dynamo graph's
-    Min(512, sequence) position slice, so it is not run."""
+    """Dynamic int8 (weights per output channel, activations per batch) on MatMul, Gemm and fused Attention:
+    onnxruntime's CPU provider lacks ConvInteger kernels for several cases, so convolutions stay fp32. Per-channel
+    weight scales halved the logit error against per-tensor ones on the tiny test model (0.22 vs 0.42).
+    onnxruntime's shape pre-processing (quant_pre_process) changed nothing here, and its symbolic pass fails on the
+    dynamo graph's Min(512, sequence) position slice, so it is not run. DefaultTensorType: the fused graph's
+    contrib ops carry no inferred output types, which the quantizer otherwise refuses."""
     import logging
 
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
     logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # its "consider pre-processing" hint
-    quantize_dynamic(str(src), str(dst), op_types_to_quantize=["MatMul", "Gemm"], weight_type=QuantType.QInt8,
-                     per_channel=True)
+    quantize_dynamic(str(src), str(dst), op_types_to_quantize=["MatMul", "Gemm", "Attention"],
+                     weight_type=QuantType.QInt8, per_channel=True,
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+
+
+def write_graph(model, batch: dict, out: Path, tmp: Path, exporter: str, quantize: str | None, t0: float) -> dict:
+    """model.onnx (and model.int8.onnx): fused for onnxruntime where `exporter` is "auto" and onnx_fuse knows the
+    architecture, else the dynamo graph. Returns what deploy.json records about the graph."""
+    from .onnx_fuse import TORCHSCRIPT_OPSET, export_fused, fusion_spec
+    names = input_names(model)
+    spec = fusion_spec(model) if exporter == "auto" else None
+    int8_source = (tmp / "int8_source.onnx") if quantize == "int8" else None
+    stats = None
+    if spec is not None:
+        say(f"[2/4] tracing to ONNX (TorchScript exporter, eager attention) and fusing it with onnxruntime's "
+            f"transformer optimizer ... ({time.perf_counter() - t0:.0f} s)")
+        graph = LogitsGraph(model, names).eval()
+        stats = export_fused(graph, model, tuple(batch[k] for k in names), names, tmp / "raw.onnx", out / FP32,
+                             int8_source, spec)
+        if stats is not None:
+            say(f"      fused: {', '.join(f'{v} {k}' for k, v in stats.items())}")
+            info = {"exporter": "torchscript+onnxruntime-fusion", "opset": TORCHSCRIPT_OPSET, "fused_ops": stats}
+        else:
+            say("      the attention did not fuse in every layer: exporting with dynamo instead")
+    if stats is None:
+        say(f"[2/4] tracing to ONNX (torch.export + onnxscript, opset {OPSET}) ... "
+            f"({time.perf_counter() - t0:.0f} s)")
+        trace(model, batch, out / FP32)
+        info, int8_source = {"exporter": "dynamo", "opset": OPSET}, out / FP32
+    if quantize == "int8":
+        say(f"[2/4] quantizing MatMul/Gemm/Attention weights to int8 ... ({time.perf_counter() - t0:.0f} s)")
+        quantize_int8(int8_source, out / INT8)
+    return info
 
 
 def session(path: Path, threads: int | None = None):
@@ -180,7 +218,7 @@ def describe(cfg, model, preprocessor, meta) -> dict:
     info = {"format": "tunewright-onnx", "version": 1, "task": model.task, "modality": model.modality,
             "inputs": list(input_names(model)), "output": "logits", "label_names": meta.get("label_names"),
             "model_name": model.name, "run_name": cfg.run_name, "method": cfg.method,
-            "merged": cfg.method != "none", "opset": OPSET, "torch": torch.__version__}
+            "merged": cfg.method != "none", "torch": torch.__version__}
     if model.modality == "text":
         info.update(max_length=token_limit(preprocessor, cfg), pad_id=pad_id_of(preprocessor),
                     tokenizer="tokenizer.json")
@@ -193,11 +231,15 @@ def describe(cfg, model, preprocessor, meta) -> dict:
     return info
 
 
-def export_onnx(run_dir, out_dir=None, *, quantize: str | None = None, evaluate: bool = True) -> dict:
+def export_onnx(run_dir, out_dir=None, *, quantize: str | None = None, evaluate: bool = True,
+                exporter: str = "auto") -> dict:
     """Export `run_dir`'s best model to `out_dir` (default RUN_DIR/export/onnx); returns the report (also in
-    deploy.json). `quantize="int8"` adds model.int8.onnx; `evaluate` measures both on the test split."""
+    deploy.json). `quantize="int8"` adds model.int8.onnx; `evaluate` measures both on the test split.
+    `exporter="auto"` fuses BERT-family encoders for onnxruntime (onnx_fuse.py), "dynamo" never does."""
     if quantize not in (None, "int8"):
         raise ConfigError(f"--quantize {quantize!r}: the only quantization is 'int8'")
+    if exporter not in EXPORTERS:
+        raise ConfigError(f"--exporter {exporter!r}: use one of {list(EXPORTERS)}")
     run_dir = Path(run_dir)
     out = Path(out_dir) if out_dir else run_dir / "export" / "onnx"
     t0 = time.perf_counter()
@@ -208,9 +250,9 @@ def export_onnx(run_dir, out_dir=None, *, quantize: str | None = None, evaluate:
     bundle = data_bundle(cfg, preprocessor)
     batch = check_batch(bundle)
     out.mkdir(parents=True, exist_ok=True)
-    say(f"[2/4] tracing to ONNX (torch.export + onnxscript, opset {OPSET}) ... ({time.perf_counter() - t0:.0f} s)")
-    trace(model, batch, out / FP32)
-    info = describe(cfg, model, preprocessor, meta)
+    with tempfile.TemporaryDirectory(dir=out) as tmp:
+        graph_info = write_graph(model, batch, out, Path(tmp), exporter, quantize, t0)
+    info = {**describe(cfg, model, preprocessor, meta), **graph_info}
     if model.modality == "text":
         preprocessor.save_pretrained(str(out))
     (out / LABELS).write_text(json.dumps(meta.get("label_names"), indent=2))
@@ -220,8 +262,6 @@ def export_onnx(run_dir, out_dir=None, *, quantize: str | None = None, evaluate:
     report = {"fp32": {"file": FP32, "bytes": (out / FP32).stat().st_size,
                        "check": self_check(fp32, model, batch, FP32_ATOL, "fp32")}}
     if quantize == "int8":
-        say(f"[3/4] quantizing MatMul/Gemm weights to int8 ... ({time.perf_counter() - t0:.0f} s)")
-        quantize_int8(out / FP32, out / INT8)
         int8 = session(out / INT8)
         report["int8"] = {"file": INT8, "bytes": (out / INT8).stat().st_size,
                           "check": self_check(int8, model, batch, INT8_RTOL, "int8")}

@@ -81,3 +81,12 @@ def smol_llama_run(runs_dir, smol_tiny_llama):
     return _train(runs_dir, "smol_llama_lora", task="causal_lm", model={"name": str(smol_tiny_llama)}, method="lora",
                   data={"train": str(REPO / "tests/data/tiny_lm.jsonl"), "max_length": 32},
                   train={"max_steps": 3, "batch_size": 8, "lr": 0.01, "progress": "none"})
+
+
+@pytest.fixture(scope="session")
+def text_export(lora_runs, tmp_path_factory):
+    """lora_runs[0] exported with int8 (the default exporter): (report, folder)."""
+    pytest.importorskip("onnxruntime")
+    from tunewright.deploy.onnx_export import export_onnx
+    out = tmp_path_factory.mktemp("onnx_text")
+    return export_onnx(lora_runs[0], out, quantize="int8"), out

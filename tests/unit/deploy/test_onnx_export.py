@@ -13,13 +13,6 @@ UNSEEN = ["the striker scored twice in the final minutes", "shares slid after th
           "heavy snow is expected overnight in the north", "rain"]
 
 
-@pytest.fixture(scope="module")
-def text_export(lora_runs, tmp_path_factory):
-    from tunewright.deploy.onnx_export import export_onnx
-    out = tmp_path_factory.mktemp("onnx_text")
-    return export_onnx(lora_runs[0], out, quantize="int8"), out
-
-
 def merged_logits(run_dir, texts):
     from tunewright.data import Collator, encode_inputs
     from tunewright.deploy.onnx_export import deployable_model
