@@ -8,7 +8,8 @@
 3. Load test over real HTTP on loopback: `tunewright serve` with the run loaded under 3 adapter names (3 adapters
    on one base; they hold the same weights, the server treats them as 3 adapters), N requests of one text each from
    C concurrent clients across the 3 adapters, bounded by --max-seconds; then the same against a naive FastAPI
-   endpoint that runs the model once per request (this file, --naive-server). Reports p50/p95 and throughput.
+   endpoint that runs the model once per request (this file, --naive-server), and `tunewright serve --backend onnx`
+   on the int8 graphs. Reports p50/p95 and throughput.
 Writes benchmarks/results/deploy.json and prints the markdown tables.
 """
 from __future__ import annotations
@@ -34,6 +35,12 @@ SHORT = ["data.train_subset=480", "data.test_subset=300", "data.max_length=128",
 # the comparison is of batching, not of OpenMP's spinning (cli/serve_cmd.py says why it matters on a shared CPU).
 ENV = {**os.environ, "PYTHONPATH": str(REPO / "src"), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
        "PYTHONWARNINGS": "ignore", "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+
+
+# batched: `tunewright serve` (PyTorch, 3 LoRA adapters on one base); naive: one model call per request on the
+# same engine (the goal's comparison: only the batching differs); batched_onnx_int8: `tunewright serve --backend
+# onnx --onnx-variant int8` on the exported graphs, what a CPU deployment would run.
+KINDS = ("batched", "naive", "batched_onnx_int8")
 
 
 def free_port() -> int:
@@ -113,12 +120,14 @@ def cpu_seconds(pid: int) -> float:
 def http_test(run_dir: Path, texts: list[str], n: int, clients: int, max_seconds: float, threads: int) -> dict:
     import httpx
     out = {}
-    for kind in ("batched", "naive"):
+    for kind in KINDS:
         port = free_port()
-        if kind == "batched":
+        if kind != "naive":
             cmd = [sys.executable, "-m", "tunewright.cli.main", "serve", *[str(run_dir)] * 3, "--name", "a", "--name",
                    "b", "--name", "c", "--port", str(port), "--threads", str(threads), "--log-level", "warning",
                    "--batch-window-ms", "5", "--max-batch", "32"]
+            if kind == "batched_onnx_int8":
+                cmd += ["--backend", "onnx", "--onnx-variant", "int8"]
         else:
             cmd = [sys.executable, __file__, "--naive-server", str(run_dir), "--port", str(port)]
         env = {**ENV, "OMP_NUM_THREADS": str(threads)}
@@ -132,12 +141,13 @@ def http_test(run_dir: Path, texts: list[str], n: int, clients: int, max_seconds
             out[kind] = asyncio.run(load(url, texts, ["a", "b", "c"], n, clients, max_seconds))
             out[kind]["server_cpu_ms_per_request"] = round(1000 * (cpu_seconds(proc.pid) - cpu0)
                                                            / max(out[kind]["requests"], 1), 1)
-            if kind == "batched":
+            if kind != "naive":
                 out[kind]["batching"] = httpx.get(f"{url}/metadata", timeout=10).json()["batching"]
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=120)
     out["speedup"] = round(out["batched"]["req_per_s"] / max(out["naive"]["req_per_s"], 1e-9), 2)
+    out["speedup_onnx_int8"] = round(out["batched_onnx_int8"]["req_per_s"] / max(out["naive"]["req_per_s"], 1e-9), 2)
     out["cpu_ratio"] = round(out["naive"]["server_cpu_ms_per_request"]
                              / max(out["batched"]["server_cpu_ms_per_request"], 1e-9), 2)
     return out
@@ -152,6 +162,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--test-subset", type=int, default=300)
     p.add_argument("--repeats", type=int, default=3, help="bench-infer rounds (medians, ratios within a round)")
+    p.add_argument("--n-batches", type=int, default=8, help="bench-infer: batches of 32 timed per round")
     p.add_argument("--skip-infer", action="store_true")
     p.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "deploy.json"))
     p.add_argument("--naive-server")
@@ -173,7 +184,8 @@ def main() -> None:
         from tunewright.deploy.onnx_export import export_onnx
         export = export_onnx(run, quantize="int8")   # always afresh: the table measures today's exporter
         result["export"] = {k: export[k] for k in ("exporter", "opset", "fused_ops", "export") if k in export}
-        result["infer"] = bench_infer(run, threads=args.threads, test_subset=args.test_subset, repeats=args.repeats)
+        result["infer"] = bench_infer(run, threads=args.threads, test_subset=args.test_subset, repeats=args.repeats,
+                                     n_batches=args.n_batches)
         print(table(result["infer"]))
     from tunewright.config import load_config
     from tunewright.data import read_data

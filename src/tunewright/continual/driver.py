@@ -34,7 +34,7 @@ from ..data.examples import Examples, image_tensors, stack_collate
 from ..data.splits import subset_indices
 from ..evaluate.predict import accuracy
 from ..live_encoder import live_encoder
-from ..models import load_model
+from ..models import load_model, load_tokenizer
 from ..models.encoder_head import build_encoder
 from ..models.frozen_text import text_subset, text_task, tokenized
 from ..strategies.frozen_mode import recalibrate_bn
@@ -151,7 +151,7 @@ def load_tasks(cfg, cache_dir=None):
             tasks.append(tuple(parts))
             task_classes.append(cls)
         return tasks, task_classes, 10
-    tok = load_model(cfg, 2)[1] if is_live(cfg) else None
+    tok = load_tokenizer(cfg) if is_live(cfg) else None
     offset = 0
     for t, name in enumerate(c.text_tasks):
         parts = []

@@ -8,13 +8,13 @@ heads and pooling, layer-group discovery, and saving/reloading a run's model.
 """
 from tunewright.models.groups import LayerGroup, find_block_stack, group_of, layer_groups
 from tunewright.models.image_spec import ImageSpec
-from tunewright.models.load import build_task_model, load_model, resolve_source
+from tunewright.models.load import build_task_model, load_model, load_tokenizer, resolve_source
 from tunewright.models.pooling import pool
 from tunewright.models.save import load_run_model, load_weights_into, read_meta, save_run_model
 from tunewright.models.task_model import TaskModel, make_head, override_dropout
 
 __all__ = [
     "ImageSpec", "LayerGroup", "TaskModel", "build_task_model", "find_block_stack", "group_of",
-    "layer_groups", "load_model", "load_run_model", "load_weights_into", "make_head",
+    "layer_groups", "load_model", "load_tokenizer", "load_run_model", "load_weights_into", "make_head",
     "override_dropout", "pool", "read_meta", "resolve_source", "save_run_model",
 ]

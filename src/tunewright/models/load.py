@@ -186,6 +186,11 @@ def make_preprocessor(model: TaskModel, extra: Any, image_size: int, tokenizer_d
     return extra if isinstance(extra, ImageSpec) else ImageSpec.preset("none", size=image_size)
 
 
+def load_tokenizer(cfg):
+    """``cfg``'s text model's tokenizer alone, without loading its weights (what load_model's preprocessor is)."""
+    return hf.load_tokenizer(resolve_source(cfg))
+
+
 def load_model(cfg, num_labels: Optional[int]) -> tuple[TaskModel, Any]:
     """The task model for ``cfg`` (pretrained backbone + fresh head) and its preprocessor."""
     source = resolve_source(cfg)

@@ -59,10 +59,10 @@ class MultiTaskModel(nn.Module):
 def load_task_data(cfg, cache_dir=None):
     """[(name, train Examples, test Examples, num_labels)] for `multitask.tasks`: frozen features
     (`multitask.cache_features`), or token ids padded to `data.max_length` for a live backbone."""
-    from ..models import load_model
+    from ..models import load_tokenizer
 
     mt, out = cfg.multitask, []
-    tok = None if mt.cache_features else load_model(cfg, 2)[1]
+    tok = None if mt.cache_features else load_tokenizer(cfg)
     for t, name in enumerate(mt.tasks):
         parts = []
         for split, n in (("train", mt.train_subset), ("test", mt.test_subset)):

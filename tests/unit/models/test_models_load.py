@@ -220,3 +220,17 @@ def test_attention_dropout_null_keeps_the_models_value(tiny_bert_dir, tw):
     cfg = config_from_dict({"model": {"name": str(tiny_bert_dir), "attention_dropout": None}, "method": "lora"})
     model, _ = load_model(cfg, 2)
     assert [m.dropout.p for m in model.backbone.modules() if type(m).__name__ == "BertSelfAttention"] == [0.1, 0.1]
+
+
+def test_load_tokenizer_alone_equals_load_models_and_builds_no_model(tiny_bert_dir, tw, monkeypatch):
+    from tunewright.models import load as load_mod
+    from tunewright.models import load_tokenizer
+    cfg = tw.cfg(tiny_bert_dir)
+    ref = load_model(cfg, num_labels=2)[1]
+
+    def no_model(*a, **k):
+        raise AssertionError("load_tokenizer built the model")
+    monkeypatch.setattr(load_mod, "build_task_model", no_model)
+    tok = load_tokenizer(cfg)
+    text = "the striker scored twice in the final minutes"
+    assert tok(text)["input_ids"] == ref(text)["input_ids"] and tok.pad_token_id == ref.pad_token_id
