@@ -170,7 +170,7 @@ def bench_infer(run_dir, export_dir=None, variants=VARIANTS, threads: int = 2, n
         from .onnx_export import export_onnx
         export_onnx(run_dir, export_dir, quantize="int8", evaluate=False)
     variants = list(dict.fromkeys(variants))
-    order = [v for r in range(repeats) for v in (variants if r % 2 == 0 else variants[::-1])]
+    order = round_order(variants, repeats)
     rounds: dict[str, list[dict]] = {v: [] for v in variants}
     with tempfile.TemporaryDirectory() as tmp:
         inputs = Path(tmp) / "inputs.npz"
@@ -186,6 +186,12 @@ def bench_infer(run_dir, export_dir=None, variants=VARIANTS, threads: int = 2, n
                 raise RuntimeError(f"bench-infer {v} failed:\n{proc.stderr[-3000:]}")
             rounds[v].append(json.loads(proc.stdout.strip().splitlines()[-1]))
     return combine_rounds(rounds)
+
+
+def round_order(variants: list[str], repeats: int) -> list[str]:
+    """The variants `repeats` times, every other round reversed: a drift in the machine's speed then falls on
+    every variant alike instead of on whichever always runs last."""
+    return [v for r in range(repeats) for v in (variants if r % 2 == 0 else variants[::-1])]
 
 
 def combine_rounds(rounds: dict[str, list[dict]], reference: str = "torch_merged") -> list[dict]:

@@ -2,7 +2,7 @@
 ratio to torch_merged taken within each round (so drift between rounds cancels)."""
 import pytest
 
-from tunewright.deploy.bench import combine_rounds, table
+from tunewright.deploy.bench import combine_rounds, round_order, table
 
 pytest.importorskip("onnxruntime")
 
@@ -23,13 +23,17 @@ def test_ratio_is_taken_within_each_round_not_between_medians():
     assert "x torch merged" not in table(combine_rounds({"onnx_int8": rounds["onnx_int8"]}))
 
 
-def test_bench_infer_rounds_on_a_tiny_run(text_export, lora_runs):
+def test_rounds_alternate_their_order():
+    assert round_order(["a", "b", "c"], 3) == ["a", "b", "c", "c", "b", "a", "a", "b", "c"]
+    assert round_order(["a", "b"], 1) == ["a", "b"]
+
+
+def test_bench_infer_on_a_tiny_run(text_export, lora_runs):
     from tunewright.deploy.bench import bench_infer
     _, out = text_export
-    rows = bench_infer(lora_runs[0], out, ["torch_merged", "onnx_int8"], threads=1, n_single=3, n_batches=1,
-                       repeats=2)
+    rows = bench_infer(lora_runs[0], out, ["torch_merged", "onnx_int8"], threads=1, n_single=3, n_batches=1)
     assert [r["variant"] for r in rows] == ["torch_merged", "onnx_int8"]
     for r in rows:
-        assert r["rounds"] == 2 and len(r["throughput_b32_rounds"]) == 2 and r["vs_torch_b32"] > 0
+        assert r["rounds"] == 1 and len(r["throughput_b32_rounds"]) == 1 and r["vs_torch_b32"] > 0
         assert 0 <= r["accuracy"] <= 1 and r["size_mb"] > 0
     assert rows[0]["torch_loaded"] and not rows[1]["torch_loaded"]
