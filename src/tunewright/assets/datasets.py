@@ -30,12 +30,14 @@ import io
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import numpy as np
-import pandas as pd
 
 from tunewright.errors import DataError
+
+if TYPE_CHECKING:      # pandas is imported where a frame is built: it costs ~2.5 s of a process's start, and
+    import pandas as pd  # serve, predict and export (and training on plain files) never build one
 
 MODALITIES = ("text", "image", "lm_text")
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -105,6 +107,7 @@ def _read_tab(path: Path) -> pd.DataFrame:
     ``skip_blank_lines=False`` keeps row i on file line i + 4 (line 1 names the columns, lines
     2-3 are skipped); blank lines come back as all-NaN rows and are dropped by the caller.
     """
+    import pandas as pd
     df = pd.read_csv(path, sep="\t", skiprows=[1, 2], quoting=csv.QUOTE_NONE,
                      skip_blank_lines=False, dtype=str, keep_default_na=False)
     df["line"] = np.arange(len(df)) + 4
@@ -135,6 +138,7 @@ def _tab_pair(stem: str) -> Callable[[Path], dict]:
     dropped here and recorded (a packaged-data fix), leaving 6,532 rows.
     """
     def load(train_path: Path) -> dict:
+        import pandas as pd
         out = {}
         for split in ("train", "test"):
             path = train_path.with_name(f"{stem}-{split}.tab")
@@ -151,6 +155,7 @@ def _tab_pair(stem: str) -> Callable[[Path], dict]:
 
 def _load_friends(path: Path) -> dict:
     """Friends transcripts: one line of dialogue per row (``Quote``); 53 empty quotes dropped."""
+    import pandas as pd
     df = _read_tab(path)
     df["text"] = df["Quote"].str.strip()
     reasons = pd.Series("", index=df.index).where(df["text"] != "", "empty quote")
@@ -167,6 +172,7 @@ def _load_drugs(zip_path: Path) -> dict:
     (``&#039;``); both are undone here. Reviews span several lines, so ``line`` is where the
     record starts, counted by the csv module.
     """
+    import pandas as pd
     out = {}
     with zipfile.ZipFile(zip_path) as zf:
         for split, member in (("train", "drugsComTrain.tsv"), ("test", "drugsComTest.tsv")):
@@ -194,6 +200,7 @@ def _load_drugs(zip_path: Path) -> dict:
 
 def _image_frame(images: np.ndarray, labels, source: str) -> pd.DataFrame:
     """images (N, H, W) uint8 -> DataFrame with one (H, W) array per row; line = row number."""
+    import pandas as pd
     df = pd.DataFrame({"image": list(images), "label": list(labels),
                        "line": np.arange(1, len(images) + 1)})
     df.attrs.update(source=source, dropped=[])

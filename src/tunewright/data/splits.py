@@ -15,7 +15,13 @@ from collections import Counter
 from typing import Hashable, Optional, Sequence
 
 import numpy as np
-from sklearn.model_selection import train_test_split
+
+
+def train_test_split(*args, **kwargs):
+    """sklearn's, imported on first use: importing sklearn (and scipy under it) costs ~4 s of every process's
+    start on this CPU, and serve, predict, export and bench-infer read data without ever splitting it."""
+    from sklearn.model_selection import train_test_split as split
+    return split(*args, **kwargs)
 
 
 def _split(labels: Optional[Sequence[Hashable]], n: int, n_held: int,
